@@ -1,0 +1,1 @@
+//! Sans-IO voice menus: dialplans, call sessions, speaking dates.

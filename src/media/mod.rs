@@ -1,0 +1,1 @@
+//! Sans-IO media: RTP, G.711, DTMF, prompts, pacing.

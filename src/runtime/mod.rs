@@ -1,0 +1,1 @@
+//! The only code with sockets, `tokio::spawn` and reads of the system clock.

@@ -1,0 +1,1 @@
+//! Sans-IO SIP (RFC 3261): messages, transactions, dialogs, SDP.
