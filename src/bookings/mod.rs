@@ -172,3 +172,6 @@ pub enum Refusal {
     #[error("the day {date} is already closed")]
     DayClosed { date: NaiveDate },
 }
+
+#[cfg(test)]
+mod rules_tests;
