@@ -1,4 +1,544 @@
-//! Command line.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line (SPEC §5). The `--format json` outputs are contracts
+//! other tools read: change them only by adding fields.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::bookings::{CancelCode, Clock, DayStatus, RuleContext, ServiceCalendar, UserCode};
+use crate::runtime::{self, ShiftedClock, SystemClock};
+use crate::store::{ClosingOutcome, Store};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mensa",
+    version,
+    about = "School canteen bookings: phone line, bookings core and API"
+)]
+pub struct Cli {
+    /// Database: sqlite://FILE (created on first use) or postgres://...
+    #[arg(long, global = true, env = "MENSA_DATABASE_URL")]
+    database_url: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// `writeln!` into the command's output buffer (a `String` cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+const DEFAULT_DATABASE_URL: &str = "sqlite://mensa.db";
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Import (or re-import) ente, schools, calendars, families and news.
+    Import {
+        /// The TOML file (shape: shared/reference/import-example.toml).
+        file: PathBuf,
+    },
+    /// A child's calendar for a month: each day's status and who changed it.
+    Calendar {
+        #[arg(long)]
+        user_code: String,
+        /// YYYY-MM
+        #[arg(long)]
+        month: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// What a phone call at a local time would do for a cancel code.
+    PhoneTarget {
+        #[arg(long)]
+        cancel_code: String,
+        /// Local time of the ente: "YYYY-MM-DD HH:MM".
+        #[arg(long)]
+        at: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Close a day now (R10): freeze it and charge the meals. Idempotent.
+    CloseDay {
+        #[arg(long)]
+        date: NaiveDate,
+    },
+    /// The kitchen report of a day: per school and class.
+    Kitchen {
+        #[arg(long)]
+        date: NaiveDate,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// A child's credit: balance and entries.
+    Ledger {
+        #[arg(long)]
+        user_code: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run the service: the store and the daily closing.
+    Serve {
+        /// Start the clock at this local time ("YYYY-MM-DD HH:MM") and run on.
+        #[arg(long)]
+        now: Option<String>,
+        /// Import the built-in demo data into a fresh database first.
+        #[arg(long)]
+        demo: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Parses the command line, runs it, and maps errors to an exit code with
+/// a message on standard error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mensa: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = String::new();
+    let result = runtime.block_on(run(cli, &mut out));
+    // Output goes out in one write; a closed pipe (`| head`) is not an error.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mensa: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
+    let url = cli.database_url.clone();
+    let open = |url: Option<String>| async move {
+        let url = url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        Store::open(&url)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact_url(&url)))
+    };
+    match cli.command {
+        Command::Import { file } => {
+            let store = open(url).await?;
+            import_file(out, &store, &file).await
+        }
+        Command::Calendar {
+            user_code,
+            month,
+            format,
+        } => calendar(out, &open(url).await?, &user_code, &month, format).await,
+        Command::PhoneTarget {
+            cancel_code,
+            at,
+            format,
+        } => phone_target(out, &open(url).await?, &cancel_code, &at, format).await,
+        Command::CloseDay { date } => {
+            let store = open(url).await?;
+            let outcome = store.close_day(date, SystemClock.now()).await?;
+            match outcome {
+                ClosingOutcome::Closed {
+                    meals_charged,
+                    total_cents,
+                    ..
+                } => outln!(
+                    out,
+                    "{date} closed: {meals_charged} meals charged, {total_cents}"
+                ),
+                ClosingOutcome::AlreadyClosed { .. } => outln!(out, "{date} was already closed"),
+                ClosingOutcome::NotYet { .. } => {
+                    bail!("{date} cannot be closed before its cutoff")
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kitchen { date, format } => kitchen(out, &open(url).await?, date, format).await,
+        Command::Ledger { user_code, format } => {
+            ledger(out, &open(url).await?, &user_code, format).await
+        }
+        Command::Serve { now, demo } => serve(url, now, demo).await,
+    }
+}
+
+/// Hides a password in a database URL before it is printed.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn import_file(out: &mut String, store: &Store, file: &PathBuf) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    import_text(out, store, &text, &file.display().to_string()).await
+}
+
+async fn import_text(out: &mut String, store: &Store, text: &str, name: &str) -> Result<ExitCode> {
+    let problems = match crate::import::parse(text) {
+        Ok(data) => match store.import(&data).await? {
+            Ok(summary) => {
+                outln!(
+                    out,
+                    "imported {name}: {} schools, {} closures, {} classes, {} adults, \
+                     {} children ({} new, {} updated), {} news",
+                    summary.schools,
+                    summary.closures,
+                    summary.classes,
+                    summary.adults,
+                    summary.children_created + summary.children_updated,
+                    summary.children_created,
+                    summary.children_updated,
+                    summary.news
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(problems) => problems,
+        },
+        Err(problems) => problems,
+    };
+    eprintln!(
+        "{name}: {} problem(s); nothing was imported:",
+        problems.len()
+    );
+    for p in &problems {
+        eprintln!("  {p}");
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+async fn child_by_user_code(store: &Store, code: &str) -> Result<crate::store::Child> {
+    let code = UserCode::parse(code)?;
+    store
+        .child_by_user_code(&code)
+        .await?
+        .ok_or_else(|| anyhow!("no child with user code {code}"))
+}
+
+async fn calendar(
+    out: &mut String,
+    store: &Store,
+    user_code: &str,
+    month: &str,
+    format: Format,
+) -> Result<ExitCode> {
+    let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+        .map_err(|_| anyhow!("--month {month:?} is not YYYY-MM"))?;
+    let last = first
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|d| d.pred_opt())
+        .ok_or_else(|| anyhow!("--month {month:?} is out of range"))?;
+    let child = child_by_user_code(store, user_code).await?;
+    let days = store
+        .calendar(&child, first, last, SystemClock.now())
+        .await?;
+    match format {
+        Format::Json => {
+            let days: Vec<_> = days
+                .iter()
+                .map(|d| {
+                    json!({
+                        "date": d.date.to_string(),
+                        "status": d.status.word(),
+                        "channel": d.changed.map(|(c, _)| c.as_str()),
+                    })
+                })
+                .collect();
+            outln!(
+                out,
+                "{}",
+                json!({"user_code": child.user_code.as_str(), "month": month, "days": days})
+            );
+        }
+        Format::Text => {
+            outln!(
+                out,
+                "{} {} ({}), {} {}: {month}",
+                child.first_name,
+                child.last_name,
+                child.user_code,
+                child.school,
+                child.class
+            );
+            for d in &days {
+                let why = match &d.status {
+                    DayStatus::NoService(reason) => format!("  ({reason})"),
+                    _ => String::new(),
+                };
+                let by = d
+                    .changed
+                    .map(|(c, at)| format!("  by {c} at {}", at.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default();
+                outln!(
+                    out,
+                    "{}  {:<3}  {:<10}{why}{by}",
+                    d.date,
+                    d.date.weekday(),
+                    d.status.word()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "YYYY-MM-DD HH:MM" local to the ente, as an instant.
+fn parse_local(settings: &crate::bookings::EnteSettings, text: &str) -> Result<DateTime<Utc>> {
+    let naive = NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M")
+        .map_err(|_| anyhow!("{text:?} is not a local time \"YYYY-MM-DD HH:MM\""))?;
+    Ok(settings.instant(naive))
+}
+
+async fn phone_target(
+    out: &mut String,
+    store: &Store,
+    code: &str,
+    at: &str,
+    format: Format,
+) -> Result<ExitCode> {
+    let settings = store.settings().await?;
+    let now = parse_local(&settings, at)?;
+    let code = CancelCode::parse(code)?;
+    let Some(child) = store.child_by_cancel_code(&code).await? else {
+        bail!("no child with that cancel code");
+    };
+    let school = store.school_calendar(&child.school).await?;
+    let window_open = settings.phone_window_open(now);
+    let rules = RuleContext {
+        settings: &settings,
+        calendar: ServiceCalendar::new(&school, child.class_weekdays),
+        now,
+    };
+    let target = if window_open {
+        rules.target_day()
+    } else {
+        None
+    };
+    match format {
+        Format::Json => outln!(
+            out,
+            "{}",
+            json!({"window_open": window_open, "target_day": target.map(|d| d.to_string())})
+        ),
+        Format::Text => match (window_open, target) {
+            (false, _) => outln!(
+                out,
+                "at {at} the phone line is closed (open from {} to {})",
+                settings.phone_window_opens.format("%H:%M"),
+                settings.cutoff.format("%H:%M")
+            ),
+            (true, Some(day)) => outln!(
+                out,
+                "at {at} a call for {} {} acts on {} {day}",
+                child.first_name,
+                child.last_name,
+                day.weekday()
+            ),
+            (true, None) => outln!(
+                out,
+                "at {at} there is no service day ahead in the school year"
+            ),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn kitchen(
+    out: &mut String,
+    store: &Store,
+    date: NaiveDate,
+    format: Format,
+) -> Result<ExitCode> {
+    let report = store.kitchen_report(date).await?;
+    match format {
+        Format::Json => outln!(out, "{}", serde_json::to_string(&report)?),
+        Format::Text => {
+            let state = if report.is_final {
+                "final"
+            } else {
+                "provisional"
+            };
+            outln!(out, "kitchen report {date} ({state})");
+            let diets = |c: &crate::bookings::closing::Counts| {
+                c.diets
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            for s in &report.schools {
+                outln!(
+                    out,
+                    "{}: meals {}, plain {}, absences {}  [{}]",
+                    s.school,
+                    s.totals.meals,
+                    s.totals.plain_meals,
+                    s.totals.absences,
+                    diets(&s.totals)
+                );
+                for c in &s.classes {
+                    outln!(
+                        out,
+                        "  {:<6} meals {}, plain {}, absences {}  [{}]",
+                        c.class.as_str(),
+                        c.counts.meals,
+                        c.counts.plain_meals,
+                        c.counts.absences,
+                        diets(&c.counts)
+                    );
+                }
+            }
+            outln!(
+                out,
+                "total: meals {}, plain {}, absences {}  [{}]",
+                report.totals.meals,
+                report.totals.plain_meals,
+                report.totals.absences,
+                diets(&report.totals)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ledger(
+    out: &mut String,
+    store: &Store,
+    user_code: &str,
+    format: Format,
+) -> Result<ExitCode> {
+    let child = child_by_user_code(store, user_code).await?;
+    let ledger = store.ledger(&child).await?;
+    match format {
+        Format::Json => outln!(
+            out,
+            "{}",
+            json!({
+                "user_code": child.user_code.as_str(),
+                "balance_cents": ledger.balance_cents.0,
+                "low_balance": ledger.low_balance,
+                "entries": ledger.entries,
+            })
+        ),
+        Format::Text => {
+            outln!(
+                out,
+                "{} {} ({})",
+                child.first_name,
+                child.last_name,
+                child.user_code
+            );
+            for e in &ledger.entries {
+                outln!(
+                    out,
+                    "{}  {:<10} {:>12}  {}",
+                    e.at.format("%Y-%m-%d"),
+                    e.kind.as_str(),
+                    e.amount_cents.to_string(),
+                    e.description
+                );
+            }
+            let low = if ledger.low_balance { "  (low)" } else { "" };
+            outln!(out, "balance {}{low}", ledger.balance_cents);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo data with its school year moved to the one of `today`.
+pub fn demo_data(today: NaiveDate) -> String {
+    let year = if today.month() >= 8 {
+        today.year()
+    } else {
+        today.year() - 1
+    };
+    include_str!("demo.toml")
+        .replace("{Y1}", &(year + 1).to_string())
+        .replace("{Y}", &year.to_string())
+}
+
+async fn serve(url: Option<String>, now: Option<String>, demo: bool) -> Result<ExitCode> {
+    let url = match (&url, demo) {
+        (Some(url), _) => url.clone(),
+        (None, false) => DEFAULT_DATABASE_URL.to_string(),
+        (None, true) => {
+            let path = std::env::temp_dir().join(format!("mensa-demo-{}.db", std::process::id()));
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            format!("sqlite://{}", path.display())
+        }
+    };
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+    let mut clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if demo {
+        let today = clock.now().date_naive();
+        let text = demo_data(today);
+        let mut report = String::new();
+        let imported = import_text(&mut report, &store, &text, "demo data").await?;
+        print!("{report}");
+        if imported != ExitCode::SUCCESS {
+            bail!("the built-in demo data did not import");
+        }
+    }
+    let settings = store.settings().await?;
+    if let Some(now) = now {
+        clock = Arc::new(ShiftedClock::starting_at(parse_local(&settings, &now)?));
+    }
+    let started = store
+        .mark_service_started(settings.today(clock.now()))
+        .await?;
+    tracing::info!(
+        database = %redact_url(&url),
+        now = %settings.local(clock.now()),
+        service_started_on = %started,
+        "mensa serving"
+    );
+    let scheduler = tokio::spawn(runtime::scheduler::run(store.clone(), clock.clone()));
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+        _ = sigterm() => tracing::info!("SIGTERM; stopping"),
+    }
+    scheduler.abort();
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sigterm() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await
 }

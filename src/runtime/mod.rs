@@ -1,1 +1,7 @@
-//! The only code with sockets, `tokio::spawn` and reads of the system clock.
+//! The only code with sockets, `tokio::spawn` and reads of the system
+//! clock: it drives the sans-IO layers and the store.
+
+pub mod clock;
+pub mod scheduler;
+
+pub use clock::{ShiftedClock, SystemClock};

@@ -1,1 +1,172 @@
-//! Storage.
+//! The store: one contract, SQLite and PostgreSQL behind it.
+//!
+//! [`Store`] is the only code with SQL. It runs on sqlx's `Any` driver so
+//! that one implementation, with the same SQL text, serves both databases;
+//! the differences (auto-increment keys, row locks, pragmas) are in the
+//! migrations of each backend and in [`Backend`]. Dates are stored as ISO
+//! 8601 text and instants as milliseconds since the epoch, identical on
+//! both (docs/decisions.md explains why).
+//!
+//! Every operation is one transaction. A change to a child begins by
+//! bumping the child's `version`, which takes the write lock on SQLite and
+//! the row lock on PostgreSQL before anything is read: two channels
+//! changing the same child at once are serialized and neither update is
+//! lost. The rules themselves are in [`crate::bookings`]: the store loads
+//! the child's exceptions, asks the rules what to write, and writes it.
+
+mod changes;
+mod children;
+mod closing;
+mod import;
+mod ledger;
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use changes::{Applied, Operation};
+pub use children::{CalendarDay, Child, ChildId};
+pub use closing::ClosingOutcome;
+pub use import::ImportSummary;
+
+/// Infrastructure failures. Business refusals are not errors: they are
+/// [`crate::bookings::Refusal`] values inside an `Ok`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite://FILE or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("no data imported yet: run `mensa import FILE.toml` first")]
+    NotImported,
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The suffix that makes a `SELECT` take a shared row lock, where the
+    /// database has row locks (SQLite serializes writers instead).
+    fn for_share(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR SHARE",
+        }
+    }
+}
+
+/// The store contract used by the rest of the program.
+#[derive(Clone)]
+pub struct Store {
+    /// Reads: several connections.
+    read: AnyPool,
+    /// Writes. On SQLite a single connection, so writers queue in order in
+    /// the process instead of polling the database lock; on PostgreSQL the
+    /// same pool as reads.
+    write: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Opens (and on SQLite creates) the database at `url` and brings its
+    /// schema up to date.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let store = match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url_creating(url);
+                let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+                let pool = |max| {
+                    AnyPoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(|conn, _meta| {
+                            Box::pin(async move {
+                                // WAL: readers never block the writer. FULL sync:
+                                // a change the caller was told succeeded survives
+                                // a power cut. busy_timeout: other processes
+                                // (`mensa close-day` beside `serve`) wait their turn.
+                                conn.execute("PRAGMA journal_mode = WAL").await?;
+                                conn.execute("PRAGMA synchronous = FULL").await?;
+                                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                                conn.execute("PRAGMA foreign_keys = ON").await?;
+                                Ok(())
+                            })
+                        })
+                        .connect_with(options.clone())
+                };
+                let write = pool(1).await?;
+                SQLITE_MIGRATIONS.run(&write).await?;
+                let read = pool(8).await?;
+                Store {
+                    read,
+                    write,
+                    backend,
+                }
+            }
+            Backend::Postgres => {
+                let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                Store {
+                    read: pool.clone(),
+                    write: pool,
+                    backend,
+                }
+            }
+        };
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// True when the database answers (for health checks).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+/// `sqlite://mensa.db` → `sqlite://mensa.db?mode=rwc`: created on first use.
+fn sqlite_url_creating(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}

@@ -1,0 +1,383 @@
+//! R10 Closing: freeze a day, charge each present child once, and make the
+//! kitchen report final. Idempotent: the day's row is closed once, and a
+//! unique index allows one meal charge per child and day.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use super::children::load_settings;
+use super::rows::{self, date_text, get_date, millis};
+use super::{Store, StoreError};
+use crate::bookings::closing::{Attendance, KitchenReport, charge_for};
+use crate::bookings::days::DayStatus;
+use crate::bookings::{
+    Cents, ClassId, Diet, MarkKind, NoService, SchoolCalendar, SchoolId, ServiceCalendar,
+};
+
+/// Rows per multi-row `INSERT`: 6 columns × 1000 stays far below SQLite's
+/// limit of 32766 bound parameters.
+const BATCH: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ClosingOutcome {
+    Closed {
+        date: NaiveDate,
+        meals_charged: u64,
+        total_cents: Cents,
+    },
+    AlreadyClosed {
+        date: NaiveDate,
+    },
+    /// The day's cutoff is still ahead: nothing is frozen yet.
+    NotYet {
+        date: NaiveDate,
+    },
+}
+
+/// One child as the closing sees it.
+struct ChildRow {
+    id: i64,
+    school: SchoolId,
+    class: ClassId,
+    class_weekdays: Option<i64>,
+    diet: Diet,
+    price: Option<Cents>,
+}
+
+impl Store {
+    /// R10: closes `date` if its cutoff has passed at `now`.
+    pub async fn close_day(
+        &self,
+        date: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<ClosingOutcome, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let settings = load_settings(&mut tx).await?;
+        if settings.is_open(date, now) {
+            return Ok(ClosingOutcome::NotYet { date });
+        }
+        // Close the day's row first: this waits for changes still holding
+        // it, and makes a second closing find it closed.
+        let closed = sqlx::query(
+            "INSERT INTO days (date, closed_at_ms) VALUES ($1, $2) \
+             ON CONFLICT (date) DO UPDATE SET closed_at_ms = excluded.closed_at_ms \
+             WHERE days.closed_at_ms IS NULL",
+        )
+        .bind(date_text(date))
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        if closed.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(ClosingOutcome::AlreadyClosed { date });
+        }
+        let attendance = statuses_on(&mut tx, date).await?;
+        let mut charged = 0u64;
+        let mut total = Cents::ZERO;
+        let description = format!("Pasto del {}", date.format("%d/%m/%Y"));
+        let day = date_text(date);
+        for chunk in attendance.chunks(BATCH) {
+            insert_attendance(&mut tx, &day, chunk).await?;
+            let charges: Vec<(i64, Cents)> = chunk
+                .iter()
+                .filter_map(|(child, a, price)| {
+                    charge_for(&a.status, *price, settings.meal_price).map(|c| (*child, c))
+                })
+                .collect();
+            charged += charges.len() as u64;
+            total = total + charges.iter().map(|(_, c)| *c).sum();
+            insert_charges(&mut tx, &day, millis(now), &description, &charges).await?;
+        }
+        tx.commit().await?;
+        Ok(ClosingOutcome::Closed {
+            date,
+            meals_charged: charged,
+            total_cents: total,
+        })
+    }
+
+    /// The kitchen report of `date`: final (from the frozen statuses) once
+    /// the day is closed, a live preview before.
+    pub async fn kitchen_report(&self, date: NaiveDate) -> Result<KitchenReport, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        let closed = sqlx::query("SELECT closed_at_ms FROM days WHERE date = $1")
+            .bind(date_text(date))
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get::<Option<i64>, _>("closed_at_ms"))
+            .transpose()?
+            .flatten()
+            .is_some();
+        let rows = if closed {
+            frozen_attendance(&mut conn, date).await?
+        } else {
+            statuses_on(&mut conn, date)
+                .await?
+                .into_iter()
+                .map(|(_, a, _)| a)
+                .collect()
+        };
+        Ok(KitchenReport::build(date, closed, &rows))
+    }
+
+    /// Days whose cutoff has passed and that are not closed yet, from the
+    /// day the service first ran (never before: a municipality that starts
+    /// in December is not charged for September).
+    pub async fn days_to_close(&self, now: DateTime<Utc>) -> Result<Vec<NaiveDate>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        let settings = load_settings(&mut conn).await?;
+        let started: Option<String> =
+            sqlx::query("SELECT service_started_on FROM ente WHERE id = 1")
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get("service_started_on")?;
+        let Some(started) = started else {
+            return Ok(Vec::new());
+        };
+        let started = rows::parse_date(&started)?;
+        let closed: HashSet<NaiveDate> =
+            sqlx::query("SELECT date FROM days WHERE closed_at_ms IS NOT NULL AND date >= $1")
+                .bind(date_text(started))
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| get_date(r, "date"))
+                .collect::<Result<_, _>>()?;
+        let today = settings.today(now);
+        Ok(started
+            .iter_days()
+            .take_while(|d| *d <= today)
+            .filter(|d| !settings.is_open(*d, now) && !closed.contains(d))
+            .collect())
+    }
+
+    /// Records the day the service first ran, once; later calls keep it.
+    pub async fn mark_service_started(&self, today: NaiveDate) -> Result<NaiveDate, StoreError> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "UPDATE ente SET service_started_on = $1 WHERE id = 1 AND service_started_on IS NULL",
+        )
+        .bind(date_text(today))
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query("SELECT service_started_on FROM ente WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotImported)?;
+        let started: Option<String> = row.try_get("service_started_on")?;
+        tx.commit().await?;
+        rows::parse_date(&started.unwrap_or_else(|| date_text(today)))
+    }
+}
+
+/// Every child's status on `date` with its price, computed from the
+/// stored exceptions (children without service that day are left out).
+async fn statuses_on(
+    conn: &mut AnyConnection,
+    date: NaiveDate,
+) -> Result<Vec<(i64, Attendance, Option<Cents>)>, StoreError> {
+    let day = date_text(date);
+    let schools = load_all_schools(conn).await?;
+    let children: Vec<ChildRow> = sqlx::query(
+        "SELECT c.id, c.school_id, c.class_id, c.diet, c.meal_price_cents, k.weekdays \
+         FROM children c LEFT JOIN classes k ON k.school_id = c.school_id AND k.id = c.class_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        let corrupt = |e: String| StoreError::Corrupt(e);
+        Ok(ChildRow {
+            id: r.try_get("id")?,
+            school: SchoolId::parse(&r.try_get::<String, _>("school_id")?)
+                .map_err(|e| corrupt(e.to_string()))?,
+            class: ClassId::parse(&r.try_get::<String, _>("class_id")?)
+                .map_err(|e| corrupt(e.to_string()))?,
+            class_weekdays: r.try_get("weekdays")?,
+            diet: Diet::parse(&r.try_get::<String, _>("diet")?).map_err(corrupt)?,
+            price: r.try_get::<Option<i64>, _>("meal_price_cents")?.map(Cents),
+        })
+    })
+    .collect::<Result<_, StoreError>>()?;
+    let marks: HashMap<i64, MarkKind> =
+        sqlx::query("SELECT child_id, kind FROM day_marks WHERE date = $1")
+            .bind(&day)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .filter_map(|r| {
+                let kind: String = r.try_get("kind").ok()?;
+                Some((r.try_get("child_id").ok()?, MarkKind::parse(&kind)?))
+            })
+            .collect();
+    let suspended: HashSet<i64> = sqlx::query(
+        "SELECT child_id FROM suspensions \
+         WHERE date_from <= $1 AND (date_until IS NULL OR date_until > $1)",
+    )
+    .bind(&day)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get("child_id"))
+    .collect::<Result<_, _>>()?;
+
+    let mut out = Vec::with_capacity(children.len());
+    for child in children {
+        let Some(school) = schools.get(&child.school) else {
+            return Err(StoreError::Corrupt(format!(
+                "unknown school {}",
+                child.school
+            )));
+        };
+        let calendar = ServiceCalendar::new(school, child.class_weekdays.map(rows::weekdays));
+        let status = match calendar.service_on(date) {
+            Err(_) => continue,
+            Ok(()) if suspended.contains(&child.id) => DayStatus::Suspended,
+            Ok(()) => match marks.get(&child.id) {
+                Some(MarkKind::Absent) => DayStatus::Absent,
+                Some(MarkKind::PlainMeal) => DayStatus::PlainMeal,
+                None => DayStatus::Booked,
+            },
+        };
+        let attendance = Attendance {
+            school: child.school,
+            class: child.class,
+            diet: child.diet,
+            status,
+        };
+        out.push((child.id, attendance, child.price));
+    }
+    Ok(out)
+}
+
+async fn load_all_schools(
+    conn: &mut AnyConnection,
+) -> Result<HashMap<SchoolId, SchoolCalendar>, StoreError> {
+    let ids: Vec<String> = sqlx::query("SELECT id FROM schools")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    let mut schools = HashMap::new();
+    for id in ids {
+        let id = SchoolId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let calendar = super::children::load_school(conn, &id).await?;
+        schools.insert(id, calendar);
+    }
+    Ok(schools)
+}
+
+async fn frozen_attendance(
+    conn: &mut AnyConnection,
+    date: NaiveDate,
+) -> Result<Vec<Attendance>, StoreError> {
+    sqlx::query("SELECT status, school_id, class_id, diet FROM attendance WHERE date = $1")
+        .bind(date_text(date))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            let corrupt = |e: String| StoreError::Corrupt(e);
+            let status: String = r.try_get("status")?;
+            Ok(Attendance {
+                school: SchoolId::parse(&r.try_get::<String, _>("school_id")?)
+                    .map_err(|e| corrupt(e.to_string()))?,
+                class: ClassId::parse(&r.try_get::<String, _>("class_id")?)
+                    .map_err(|e| corrupt(e.to_string()))?,
+                diet: Diet::parse(&r.try_get::<String, _>("diet")?).map_err(corrupt)?,
+                status: match status.as_str() {
+                    "booked" => DayStatus::Booked,
+                    "plain_meal" => DayStatus::PlainMeal,
+                    "absent" => DayStatus::Absent,
+                    "suspended" => DayStatus::Suspended,
+                    _ => DayStatus::NoService(NoService::NotAServiceWeekday),
+                },
+            })
+        })
+        .collect()
+}
+
+async fn insert_attendance(
+    conn: &mut AnyConnection,
+    day: &str,
+    rows: &[(i64, Attendance, Option<Cents>)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = multi_row_insert(
+        "INSERT INTO attendance (date, child_id, status, school_id, class_id, diet) VALUES ",
+        6,
+        rows.len(),
+        " ON CONFLICT (date, child_id) DO NOTHING",
+    );
+    let mut query = sqlx::query(&sql);
+    for (child, a, _) in rows {
+        query = query
+            .bind(day)
+            .bind(*child)
+            .bind(a.status.word())
+            .bind(a.school.as_str())
+            .bind(a.class.as_str())
+            .bind(a.diet.as_str());
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn insert_charges(
+    conn: &mut AnyConnection,
+    day: &str,
+    at_ms: i64,
+    description: &str,
+    charges: &[(i64, Cents)],
+) -> Result<(), StoreError> {
+    if charges.is_empty() {
+        return Ok(());
+    }
+    let sql = multi_row_insert(
+        "INSERT INTO ledger (child_id, at_ms, kind, amount_cents, date, description) VALUES ",
+        6,
+        charges.len(),
+        " ON CONFLICT (child_id, date) WHERE kind = 'meal' DO NOTHING",
+    );
+    let mut query = sqlx::query(&sql);
+    for (child, price) in charges {
+        query = query
+            .bind(*child)
+            .bind(at_ms)
+            .bind("meal")
+            .bind(-price.0)
+            .bind(day)
+            .bind(description);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// `INSERT ... VALUES ($1, $2), ($3, $4) ...` for `rows` rows of `columns`.
+fn multi_row_insert(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * columns * 6 + tail.len());
+    sql.push_str(head);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * columns + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
+}

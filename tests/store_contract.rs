@@ -1,0 +1,518 @@
+//! The store contract: one suite, run against SQLite (always) and against
+//! PostgreSQL (ignored unless asked for: `.ci/run` starts a server and runs
+//! `cargo test --test store_contract -- --include-ignored` with
+//! MENSA_TEST_POSTGRES_URL set).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{at, d, import_example, import_text};
+use mensa::bookings::{Actor, Cents, Channel, DayRequest, DayStatus, Refusal, UserCode};
+use mensa::store::{Applied, Child, ClosingOutcome, Operation, Store};
+
+/// Generates one test per contract case for each backend.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, _dir) = crate::common::sqlite().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs PostgreSQL: set MENSA_TEST_POSTGRES_URL (.ci/run does)"]
+                async fn $case() {
+                    let store = crate::common::postgres().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    reimport_updates_and_never_duplicates,
+    import_refuses_codes_taken_by_stored_children,
+    a_change_is_durable_and_visible_in_the_calendar,
+    a_refusal_changes_nothing,
+    the_cutoff_race_is_decided_by_the_instant,
+    concurrent_writers_never_lose_an_update,
+    concurrent_same_day_changes_apply_once,
+    suspension_and_reactivation_round_trip,
+    closing_charges_once_and_freezes_the_day,
+    closing_waits_for_the_cutoff,
+    a_change_racing_the_closing_is_never_both_absent_and_charged,
+    catch_up_starts_from_the_first_day_of_service,
+);
+
+async fn child(store: &Store, code: &str) -> Child {
+    store
+        .child_by_user_code(&UserCode::parse(code).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn caller() -> Actor {
+    Actor::PhoneCaller("+393331234567".into())
+}
+
+async fn status(store: &Store, c: &Child, date: &str) -> DayStatus {
+    let day = d(date);
+    let days = store
+        .calendar(c, day, day, at("2026-11-26 10:00"))
+        .await
+        .unwrap();
+    days[0].status.clone()
+}
+
+async fn reimport_updates_and_never_duplicates(store: Store) {
+    import_example(&store).await;
+    let changed = common::EXAMPLE.replace("first_name = \"Luca\"", "first_name = \"Lucas\"");
+    let data = mensa::import::parse(&changed).unwrap();
+    let summary = store.import(&data).await.unwrap().unwrap();
+    assert_eq!((summary.children_created, summary.children_updated), (0, 2));
+    let luca = child(&store, "100234").await;
+    assert_eq!(luca.first_name, "Lucas");
+    let cal = store.school_calendar(&luca.school).await.unwrap();
+    assert_eq!(cal.closures.len(), 4, "closures replaced, not added");
+    // The password survives a re-import that omits it.
+    let without = common::EXAMPLE.replace("password = \"demo-password\"", "");
+    import_text(&store, &without).await;
+    assert_eq!(child(&store, "100235").await.meal_price, Some(Cents(380)));
+}
+
+async fn import_refuses_codes_taken_by_stored_children(store: Store) {
+    import_example(&store).await;
+    // A file with only a new child whose cancel code is Luca's (stored).
+    let text = common::EXAMPLE
+        .split("[[children]]")
+        .next()
+        .unwrap()
+        .to_string()
+        + r#"
+[[children]]
+user_code = "200001"
+cancel_code = "58213"
+first_name = "Anna"
+last_name = "Verdi"
+fiscal_code = "RSSGLI20E52C034R"
+school = "primaria-dante"
+class = "1A"
+parent = "RSSMRA80A01C034P"
+"#;
+    let data = mensa::import::parse(&text).unwrap();
+    let problems = store.import(&data).await.unwrap().unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].message.contains("duplicate cancel code"),
+        "{problems:?}"
+    );
+    assert!(
+        store
+            .child_by_user_code(&UserCode::parse("200001").unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing imported"
+    );
+}
+
+async fn a_change_is_durable_and_visible_in_the_calendar(store: Store) {
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    // The SPEC's example: Monday 19:00, Tuesday and Wednesday closed.
+    let op = Operation::Day {
+        date: d("2026-12-10"),
+        request: DayRequest::Absent,
+    };
+    let applied = store
+        .apply(
+            luca.id,
+            op,
+            &caller(),
+            Channel::Phone,
+            at("2026-12-07 19:00"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(applied, Applied::Day(c) if c.date == d("2026-12-10")));
+    let days = store
+        .calendar(
+            &luca,
+            d("2026-12-10"),
+            d("2026-12-10"),
+            at("2026-12-07 19:00"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(days[0].status, DayStatus::Absent);
+    assert_eq!(days[0].changed.map(|(c, _)| c), Some(Channel::Phone));
+    assert!(days[0].changeable);
+    assert_eq!(status(&store, &luca, "2026-12-11").await, DayStatus::Booked);
+}
+
+async fn a_refusal_changes_nothing(store: Store) {
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let op = Operation::Day {
+        date: d("2026-12-01"),
+        request: DayRequest::Absent,
+    };
+    let refusal = store
+        .apply(
+            luca.id,
+            op,
+            &caller(),
+            Channel::Phone,
+            at("2026-12-01 09:00"),
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        refusal,
+        Refusal::AfterCutoff {
+            date: d("2026-12-01")
+        }
+    );
+    assert_eq!(status(&store, &luca, "2026-12-01").await, DayStatus::Booked);
+}
+
+async fn the_cutoff_race_is_decided_by_the_instant(store: Store) {
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let giulia = child(&store, "100235").await;
+    let op = Operation::Day {
+        date: d("2026-12-01"),
+        request: DayRequest::Absent,
+    };
+    let who = caller();
+    let (a, b) = tokio::join!(
+        store.apply(
+            luca.id,
+            op,
+            &who,
+            Channel::Portal,
+            at("2026-12-01 08:59:59.9")
+        ),
+        store.apply(
+            giulia.id,
+            op,
+            &who,
+            Channel::Portal,
+            at("2026-12-01 09:00:00.0")
+        ),
+    );
+    assert!(a.unwrap().is_ok(), "08:59:59.9 is before the cutoff");
+    assert_eq!(
+        b.unwrap().unwrap_err(),
+        Refusal::AfterCutoff {
+            date: d("2026-12-01")
+        }
+    );
+}
+
+async fn concurrent_writers_never_lose_an_update(store: Store) {
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let store = Arc::new(store);
+    // Twenty different days of the same child, from two channels at once.
+    let dates: Vec<_> = d("2027-01-11")
+        .iter_days()
+        .take(40)
+        .filter(|day| chrono::Datelike::weekday(day).num_days_from_monday() < 5)
+        .take(20)
+        .collect();
+    let tasks: Vec<_> = dates
+        .iter()
+        .enumerate()
+        .map(|(i, date)| {
+            let store = store.clone();
+            let (date, id) = (*date, luca.id);
+            tokio::spawn(async move {
+                let (request, channel) = if i % 2 == 0 {
+                    (DayRequest::Absent, Channel::Phone)
+                } else {
+                    (DayRequest::PlainMeal, Channel::App)
+                };
+                store
+                    .apply(
+                        id,
+                        Operation::Day { date, request },
+                        &caller(),
+                        channel,
+                        at("2026-12-01 10:00"),
+                    )
+                    .await
+                    .unwrap()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for (i, date) in dates.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            DayStatus::Absent
+        } else {
+            DayStatus::PlainMeal
+        };
+        assert_eq!(
+            status(&store, &luca, &date.to_string()).await,
+            expected,
+            "{date}"
+        );
+    }
+}
+
+async fn concurrent_same_day_changes_apply_once(store: Store) {
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let op = Operation::Day {
+        date: d("2026-12-10"),
+        request: DayRequest::Absent,
+    };
+    let now = at("2026-12-07 19:00");
+    let who = caller();
+    let (a, b) = tokio::join!(
+        store.apply(luca.id, op, &who, Channel::Phone, now),
+        store.apply(luca.id, op, &who, Channel::Portal, now),
+    );
+    let results = [a.unwrap(), b.unwrap()];
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results.contains(&Err(Refusal::AlreadyAbsent {
+        date: d("2026-12-10")
+    })));
+}
+
+async fn suspension_and_reactivation_round_trip(store: Store) {
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let now = at("2026-12-03 19:00");
+    let suspend = Operation::Suspend {
+        from: d("2026-12-04"),
+        until: None,
+    };
+    store
+        .apply(luca.id, suspend, &caller(), Channel::Phone, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        status(&store, &luca, "2026-12-21").await,
+        DayStatus::Suspended
+    );
+    let again = store
+        .apply(luca.id, suspend, &caller(), Channel::Phone, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Err(Refusal::AlreadySuspended {
+            since: d("2026-12-04")
+        })
+    );
+    // Reactivation dated on a closure (8th): meals again from the 10th.
+    let reactivate = Operation::Reactivate {
+        from: d("2026-12-08"),
+    };
+    let applied = store
+        .apply(luca.id, reactivate, &caller(), Channel::Portal, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(applied, Applied::Suspension(mensa::bookings::SuspensionChange::End { resume, .. }) if resume == d("2026-12-10")),
+        "{applied:?}"
+    );
+    assert_eq!(
+        status(&store, &luca, "2026-12-07").await,
+        DayStatus::Suspended
+    );
+    assert_eq!(status(&store, &luca, "2026-12-10").await, DayStatus::Booked);
+}
+
+async fn closing_charges_once_and_freezes_the_day(store: Store) {
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let giulia = child(&store, "100235").await;
+    // Giulia: plain meal on Tuesday 1st (charged at her own price); Luca absent.
+    for (c, request) in [
+        (&luca, DayRequest::Absent),
+        (&giulia, DayRequest::PlainMeal),
+    ] {
+        let op = Operation::Day {
+            date: d("2026-12-01"),
+            request,
+        };
+        store
+            .apply(c.id, op, &caller(), Channel::Portal, at("2026-11-30 20:00"))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let after = at("2026-12-01 09:00:01");
+    let first = store.close_day(d("2026-12-01"), after).await.unwrap();
+    assert_eq!(
+        first,
+        ClosingOutcome::Closed {
+            date: d("2026-12-01"),
+            meals_charged: 1,
+            total_cents: Cents(380)
+        }
+    );
+    assert_eq!(
+        store.close_day(d("2026-12-01"), after).await.unwrap(),
+        ClosingOutcome::AlreadyClosed {
+            date: d("2026-12-01")
+        }
+    );
+    let ledger = store.ledger(&giulia).await.unwrap();
+    assert_eq!(ledger.balance_cents, Cents(-380));
+    assert_eq!(ledger.entries.len(), 1, "charged once");
+    assert_eq!(store.ledger(&luca).await.unwrap().entries.len(), 0);
+    let report = store.kitchen_report(d("2026-12-01")).await.unwrap();
+    assert!(report.is_final);
+    assert_eq!(
+        (
+            report.totals.meals,
+            report.totals.plain_meals,
+            report.totals.absences
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(report.totals.diets.get("celiac"), Some(&1));
+    // The next day is still a live preview.
+    let tomorrow = store.kitchen_report(d("2026-12-02")).await.unwrap();
+    assert!(!tomorrow.is_final);
+    assert_eq!(tomorrow.totals.meals, 2);
+}
+
+async fn closing_waits_for_the_cutoff(store: Store) {
+    import_example(&store).await;
+    assert_eq!(
+        store
+            .close_day(d("2026-12-01"), at("2026-12-01 08:59"))
+            .await
+            .unwrap(),
+        ClosingOutcome::NotYet {
+            date: d("2026-12-01")
+        }
+    );
+}
+
+async fn a_change_racing_the_closing_is_never_both_absent_and_charged(store: Store) {
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let store = Arc::new(store);
+    // Ten days; on each, a change whose clock says 08:59:59 (a node whose
+    // clock is a little behind) races the closing at 09:00:01.
+    let days: Vec<_> = [
+        "2027-01-11",
+        "2027-01-12",
+        "2027-01-13",
+        "2027-01-14",
+        "2027-01-15",
+        "2027-01-18",
+        "2027-01-19",
+        "2027-01-20",
+        "2027-01-21",
+        "2027-01-22",
+    ]
+    .iter()
+    .map(|s| d(s))
+    .collect();
+    for day in &days {
+        let local = day.format("%Y-%m-%d").to_string();
+        let change = {
+            let store = store.clone();
+            let (id, day, now) = (luca.id, *day, at(&format!("{local} 08:59:59")));
+            tokio::spawn(async move {
+                let op = Operation::Day {
+                    date: day,
+                    request: DayRequest::Absent,
+                };
+                store
+                    .apply(id, op, &caller(), Channel::Phone, now)
+                    .await
+                    .unwrap()
+            })
+        };
+        let closing = {
+            let store = store.clone();
+            let (day, now) = (*day, at(&format!("{local} 09:00:01")));
+            tokio::spawn(async move { store.close_day(day, now).await.unwrap() })
+        };
+        let (change, closing) = (change.await.unwrap(), closing.await.unwrap());
+        assert!(matches!(closing, ClosingOutcome::Closed { .. }));
+        let charged = store
+            .ledger(&luca)
+            .await
+            .unwrap()
+            .entries
+            .iter()
+            .any(|e| e.date == Some(*day));
+        let absent = status(&store, &luca, &local).await == DayStatus::Absent;
+        match change {
+            Ok(_) => assert!(absent && !charged, "{day}: the change won, no charge"),
+            Err(Refusal::AfterCutoff { .. }) => {
+                assert!(!absent && charged, "{day}: the closing won, charged")
+            }
+            Err(other) => panic!("{day}: unexpected {other:?}"),
+        }
+    }
+}
+
+async fn catch_up_starts_from_the_first_day_of_service(store: Store) {
+    import_example(&store).await;
+    // The service first ran on Thursday 3 December at 10:00.
+    assert_eq!(
+        store.mark_service_started(d("2026-12-03")).await.unwrap(),
+        d("2026-12-03")
+    );
+    // A later start does not move it.
+    assert_eq!(
+        store.mark_service_started(d("2026-12-20")).await.unwrap(),
+        d("2026-12-03")
+    );
+    // Down from Friday morning until Monday 7 at 10:00.
+    let due = store.days_to_close(at("2026-12-07 10:00")).await.unwrap();
+    assert_eq!(
+        due,
+        vec![
+            d("2026-12-03"),
+            d("2026-12-04"),
+            d("2026-12-05"),
+            d("2026-12-06"),
+            d("2026-12-07")
+        ]
+    );
+    let outcomes = mensa::runtime::scheduler::close_due_days(&store, at("2026-12-07 10:00"))
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 5);
+    assert!(
+        store
+            .days_to_close(at("2026-12-07 10:00"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let luca = child(&store, "100234").await;
+    // Thu 3, Fri 4, Mon 7 charged; never September to November.
+    assert_eq!(store.ledger(&luca).await.unwrap().entries.len(), 3);
+}
