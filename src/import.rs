@@ -657,10 +657,6 @@ mod tests {
     fn every_problem_is_reported_with_its_place() {
         let bad = EXAMPLE
             .replace("school = \"infanzia-rodari\"", "school = \"infanzia-x\"")
-            .replace(
-                "parent = \"RSSMRA80A01C034P\"\ndelegates",
-                "parent = \"RSSMRA80A01C034P\"\ndelegates",
-            )
             .replace("cancel_code = \"77120\"", "cancel_code = \"58213\"")
             .replace("RSSLCU18D12C034G", "RSSLCU18D12C034H")
             .replace("{ date = \"2026-11-02\"", "{ date = \"2026-08-02\"")

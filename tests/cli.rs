@@ -1,0 +1,210 @@
+//! The command line as operators and other tools use it: the real binary,
+//! a real SQLite file, and the `--format json` contracts.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+const EXAMPLE: &str = "../shared/reference/import-example.toml";
+
+fn mensa(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(args)
+        .env("MENSA_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn ok_json(db: &Path, args: &[&str]) -> Value {
+    let out = mensa(db, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn imported() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mensa.db");
+    let out = mensa(&db, &["import", EXAMPLE]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, db)
+}
+
+#[test]
+fn phone_target_answers_the_spec_example_and_the_closed_window() {
+    let (_dir, db) = imported();
+    let args = [
+        "phone-target",
+        "--cancel-code",
+        "58213",
+        "--format",
+        "json",
+        "--at",
+    ];
+    let evening = ok_json(&db, &[&args[..], &["2026-12-07 19:00"]].concat());
+    assert_eq!(
+        evening,
+        json!({"window_open": true, "target_day": "2026-12-10"})
+    );
+    let noon = ok_json(&db, &[&args[..], &["2026-12-07 12:00"]].concat());
+    assert_eq!(noon, json!({"window_open": false, "target_day": null}));
+    // The global flag is accepted after the subcommand too.
+    let url = format!("sqlite://{}", db.display());
+    let friday = ok_json(
+        &db,
+        &[&args[..], &["2026-12-04 20:00", "--database-url", &url]].concat(),
+    );
+    assert_eq!(friday["target_day"], "2026-12-07");
+}
+
+#[test]
+fn an_unknown_cancel_code_exits_non_zero_with_a_clear_message() {
+    let (_dir, db) = imported();
+    let out = mensa(
+        &db,
+        &[
+            "phone-target",
+            "--cancel-code",
+            "99999",
+            "--at",
+            "2026-12-07 19:00",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no child with that cancel code"), "{err}");
+    assert!(!err.contains("99999"), "codes never echoed: {err}");
+}
+
+#[test]
+fn calendar_json_has_the_contract_shape() {
+    let (_dir, db) = imported();
+    let cal = ok_json(
+        &db,
+        &[
+            "calendar",
+            "--user-code",
+            "100234",
+            "--month",
+            "2026-12",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(cal["user_code"], "100234");
+    assert_eq!(cal["month"], "2026-12");
+    let days = cal["days"].as_array().unwrap();
+    assert_eq!(days.len(), 31);
+    let day = |n: usize| &days[n - 1];
+    assert_eq!(
+        day(7),
+        &json!({"date": "2026-12-07", "status": "booked", "channel": null})
+    );
+    assert_eq!(day(8)["status"], "no_service", "Immacolata");
+    assert_eq!(day(12)["status"], "no_service", "Saturday");
+    assert_eq!(day(31)["status"], "no_service", "Christmas holidays");
+}
+
+#[test]
+fn a_broken_import_changes_nothing_and_lists_every_problem() {
+    let (dir, db) = imported();
+    let text = std::fs::read_to_string(EXAMPLE)
+        .unwrap()
+        .replace("first_name = \"Luca\"", "first_name = \"Changed\"")
+        .replace("school = \"infanzia-rodari\"", "school = \"nowhere\"")
+        .replace("RSSLCU18D12C034G", "RSSLCU18D12C034X");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, text).unwrap();
+    let out = mensa(&db, &["import", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 problem(s); nothing was imported"), "{err}");
+    assert!(err.contains("unknown school \"nowhere\""), "{err}");
+    assert!(err.contains("wrong check character"), "{err}");
+    let cal = mensa(
+        &db,
+        &["calendar", "--user-code", "100234", "--month", "2026-12"],
+    );
+    assert!(String::from_utf8_lossy(&cal.stdout).starts_with("Luca Rossi"));
+}
+
+#[test]
+fn close_day_kitchen_and_ledger() {
+    let (_dir, db) = imported();
+    let out = mensa(&db, &["close-day", "--date", "2026-11-25"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 meals charged, 8.30 €"));
+    let again = mensa(&db, &["close-day", "--date", "2026-11-25"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already closed"));
+    let kitchen = ok_json(
+        &db,
+        &["kitchen", "--date", "2026-11-25", "--format", "json"],
+    );
+    assert_eq!(kitchen["final"], true);
+    assert_eq!(kitchen["totals"]["meals"], 2);
+    assert_eq!(kitchen["totals"]["diets"]["celiac"], 1);
+    let ledger = ok_json(
+        &db,
+        &["ledger", "--user-code", "100235", "--format", "json"],
+    );
+    assert_eq!(ledger["balance_cents"], -380);
+    assert_eq!(ledger["entries"].as_array().unwrap().len(), 1);
+    // A day whose cutoff is ahead cannot be closed.
+    let future = mensa(&db, &["close-day", "--date", "2099-01-05"]);
+    assert!(!future.status.success());
+}
+
+#[test]
+fn serve_demo_starts_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(["serve", "--demo", "--now", "2026-12-07 19:00"])
+        .env_remove("MENSA_DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in stderr.by_ref() {
+        let line = line.unwrap();
+        let serving = line.contains("mensa serving");
+        seen.push(line);
+        if serving {
+            break;
+        }
+    }
+    assert!(
+        seen.last().unwrap().contains("2026-12-07 19:00"),
+        "{seen:#?}"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let rest: Vec<String> = stderr.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {rest:#?}");
+    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:#?}");
+}
