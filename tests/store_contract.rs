@@ -50,6 +50,7 @@ contract!(
     closing_waits_for_the_cutoff,
     a_change_racing_the_closing_is_never_both_absent_and_charged,
     catch_up_starts_from_the_first_day_of_service,
+    the_frozen_day_matches_the_rules,
 );
 
 async fn child(store: &Store, code: &str) -> Child {
@@ -515,4 +516,138 @@ async fn catch_up_starts_from_the_first_day_of_service(store: Store) {
     let luca = child(&store, "100234").await;
     // Thu 3, Fri 4, Mon 7 charged; never September to November.
     assert_eq!(store.ledger(&luca).await.unwrap().entries.len(), 3);
+}
+
+/// The closing freezes statuses in SQL; the live preview computes them with
+/// the rules in Rust. Over a varied week both must give the same report.
+async fn the_frozen_day_matches_the_rules(store: Store) {
+    let extra = r#"
+[[children]]
+user_code = "100300"
+cancel_code = "61001"
+first_name = "Sara"
+last_name = "Rossi"
+fiscal_code = "RSSGLI20E52C034R"
+school = "primaria-dante"
+class = "3A"
+parent = "RSSMRA80A01C034P"
+diet = "no-pork"
+
+[[children]]
+user_code = "100301"
+cancel_code = "61002"
+first_name = "Piero"
+last_name = "Rossi"
+fiscal_code = "RSSGLI20E52C034R"
+school = "infanzia-rodari"
+class = "A"
+parent = "RSSMRA80A01C034P"
+diet = "vegetarian"
+meal_price_cents = 300
+"#;
+    import_text(&store, &format!("{}{extra}", common::EXAMPLE)).await;
+    let (luca, giulia, sara, piero) = (
+        child(&store, "100234").await,
+        child(&store, "100235").await,
+        child(&store, "100300").await,
+        child(&store, "100301").await,
+    );
+    let before = at("2026-11-29 20:00");
+    let day = |date: &str, request| Operation::Day {
+        date: d(date),
+        request,
+    };
+    let ops = [
+        (&luca, day("2026-11-30", DayRequest::Absent)),
+        (&luca, day("2026-12-02", DayRequest::PlainMeal)),
+        (&giulia, day("2026-12-01", DayRequest::PlainMeal)),
+        (&sara, day("2026-12-02", DayRequest::Absent)),
+        (
+            &piero,
+            Operation::Suspend {
+                from: d("2026-12-01"),
+                until: Some(d("2026-12-03")),
+            },
+        ),
+        (
+            &giulia,
+            Operation::Suspend {
+                from: d("2026-12-04"),
+                until: None,
+            },
+        ),
+    ];
+    for (c, op) in ops {
+        store
+            .apply(c.id, op, &caller(), Channel::Portal, before)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    for date in [
+        "2026-11-30",
+        "2026-12-01",
+        "2026-12-02",
+        "2026-12-03",
+        "2026-12-04",
+        "2026-12-05",
+        "2026-12-08",
+        "2026-12-23",
+    ] {
+        let preview = store.kitchen_report(d(date)).await.unwrap();
+        assert!(!preview.is_final);
+        let closed = store
+            .close_day(d(date), at(&format!("{date} 09:30")))
+            .await
+            .unwrap();
+        assert!(
+            matches!(closed, ClosingOutcome::Closed { .. }),
+            "{date}: {closed:?}"
+        );
+        let frozen = store.kitchen_report(d(date)).await.unwrap();
+        assert!(frozen.is_final);
+        assert_eq!(frozen.schools, preview.schools, "{date}");
+        assert_eq!(frozen.totals, preview.totals, "{date}");
+    }
+    // Charges follow the frozen statuses, at each child's price.
+    let charged = |ledger: mensa::bookings::ledger::Ledger| {
+        ledger
+            .entries
+            .iter()
+            .map(|e| (e.date.unwrap().to_string(), e.amount_cents.0))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        charged(store.ledger(&luca).await.unwrap()),
+        [
+            ("2026-12-01".to_string(), -450),
+            ("2026-12-02".into(), -450),
+            ("2026-12-03".into(), -450),
+            ("2026-12-04".into(), -450)
+        ]
+    );
+    assert_eq!(
+        charged(store.ledger(&sara).await.unwrap()),
+        [("2026-11-30".to_string(), -450)],
+        "3A eats on Mondays and Wednesdays; absent on Wednesday 2nd"
+    );
+    assert_eq!(
+        charged(store.ledger(&piero).await.unwrap()),
+        [
+            ("2026-11-30".to_string(), -300),
+            ("2026-12-03".into(), -300),
+            ("2026-12-04".into(), -300),
+            ("2026-12-08".into(), -300)
+        ],
+        "the infanzia has no closure on the 8th"
+    );
+    assert_eq!(
+        charged(store.ledger(&giulia).await.unwrap()),
+        [
+            ("2026-11-30".to_string(), -380),
+            ("2026-12-01".into(), -380),
+            ("2026-12-02".into(), -380),
+            ("2026-12-03".into(), -380)
+        ]
+    );
 }

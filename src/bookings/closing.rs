@@ -3,8 +3,11 @@
 //! At each cutoff the day is closed: every child's status that day is
 //! frozen, each child present (normal or plain meal) is charged once, and
 //! the kitchen report built from the frozen statuses is final. The store
-//! makes it idempotent (one closing and one charge per child and day);
-//! here are the pure parts: who is charged what, and the counts.
+//! makes it idempotent (one closing and one charge per child and day) and
+//! does the freezing and charging set-based in SQL for speed (see
+//! `store::closing`): a child present ([`DayStatus::is_present`]: booked or
+//! plain meal) is charged the child's price where set, else the ente's.
+//! Here are the pure parts: the statuses and the kitchen counts.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +16,7 @@ use serde::Serialize;
 
 use super::Diet;
 use super::days::DayStatus;
-use super::ids::{Cents, ClassId, SchoolId};
+use super::ids::{ClassId, SchoolId};
 
 /// One child's frozen status on a closed (or, for a preview, open) day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,17 +25,6 @@ pub struct Attendance {
     pub class: ClassId,
     pub diet: Diet,
     pub status: DayStatus,
-}
-
-/// R10: the meal price charged for a child present that day, if any.
-pub fn charge_for(
-    status: &DayStatus,
-    child_price: Option<Cents>,
-    ente_price: Cents,
-) -> Option<Cents> {
-    status
-        .is_present()
-        .then(|| child_price.unwrap_or(ente_price))
 }
 
 /// Counts for one class or school.

@@ -482,19 +482,6 @@ fn suspension_and_reactivation_with_no_service_day_left() {
 }
 
 #[test]
-fn closing_charges_present_children_only() {
-    use closing::charge_for;
-    let price = Cents(450);
-    assert_eq!(charge_for(&DayStatus::Booked, None, price), Some(price));
-    assert_eq!(
-        charge_for(&DayStatus::PlainMeal, Some(Cents(380)), price),
-        Some(Cents(380))
-    );
-    assert_eq!(charge_for(&DayStatus::Absent, None, price), None);
-    assert_eq!(charge_for(&DayStatus::Suspended, None, price), None);
-}
-
-#[test]
 fn kitchen_report_counts_per_school_and_class() {
     use closing::{Attendance, KitchenReport};
     let a = |school: &str, class: &str, diet: &str, status: DayStatus| Attendance {

@@ -11,15 +11,11 @@ use sqlx::{AnyConnection, Row};
 use super::children::load_settings;
 use super::rows::{self, date_text, get_date, millis};
 use super::{Store, StoreError};
-use crate::bookings::closing::{Attendance, KitchenReport, charge_for};
+use crate::bookings::closing::{Attendance, KitchenReport};
 use crate::bookings::days::DayStatus;
 use crate::bookings::{
     Cents, ClassId, Diet, MarkKind, NoService, SchoolCalendar, SchoolId, ServiceCalendar,
 };
-
-/// Rows per multi-row `INSERT`: 6 columns × 1000 stays far below SQLite's
-/// limit of 32766 bound parameters.
-const BATCH: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -45,7 +41,6 @@ struct ChildRow {
     class: ClassId,
     class_weekdays: Option<i64>,
     diet: Diet,
-    price: Option<Cents>,
 }
 
 impl Store {
@@ -75,24 +70,30 @@ impl Store {
             tx.rollback().await?;
             return Ok(ClosingOutcome::AlreadyClosed { date });
         }
-        let attendance = statuses_on(&mut tx, date).await?;
-        let mut charged = 0u64;
-        let mut total = Cents::ZERO;
-        let description = format!("Pasto del {}", date.format("%d/%m/%Y"));
-        let day = date_text(date);
-        for chunk in attendance.chunks(BATCH) {
-            insert_attendance(&mut tx, &day, chunk).await?;
-            let charges: Vec<(i64, Cents)> = chunk
-                .iter()
-                .filter_map(|(child, a, price)| {
-                    charge_for(&a.status, *price, settings.meal_price).map(|c| (*child, c))
-                })
-                .collect();
-            charged += charges.len() as u64;
-            total = total + charges.iter().map(|(_, c)| *c).sum();
-            insert_charges(&mut tx, &day, millis(now), &description, &charges).await?;
-        }
+        freeze_attendance(&mut tx, date).await?;
+        let charges = sqlx::query(
+            "INSERT INTO ledger (child_id, at_ms, kind, amount_cents, date, description) \
+             SELECT a.child_id, $1, 'meal', -COALESCE(c.meal_price_cents, $2), a.date, $3 \
+             FROM attendance a JOIN children c ON c.id = a.child_id \
+             WHERE a.date = $4 AND a.status IN ('booked', 'plain_meal') \
+             ON CONFLICT (child_id, date) WHERE kind = 'meal' DO NOTHING",
+        )
+        .bind(millis(now))
+        .bind(settings.meal_price.0)
+        .bind(format!("Pasto del {}", date.format("%d/%m/%Y")))
+        .bind(date_text(date))
+        .execute(&mut *tx)
+        .await?;
+        let total = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) AS total FROM ledger \
+             WHERE date = $1 AND kind = 'meal'",
+        )
+        .bind(date_text(date))
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get::<i64, _>("total")?;
         tx.commit().await?;
+        let (charged, total) = (charges.rows_affected(), Cents(-total));
         Ok(ClosingOutcome::Closed {
             date,
             meals_charged: charged,
@@ -115,11 +116,7 @@ impl Store {
         let rows = if closed {
             frozen_attendance(&mut conn, date).await?
         } else {
-            statuses_on(&mut conn, date)
-                .await?
-                .into_iter()
-                .map(|(_, a, _)| a)
-                .collect()
+            statuses_on(&mut conn, date).await?
         };
         Ok(KitchenReport::build(date, closed, &rows))
     }
@@ -174,16 +171,60 @@ impl Store {
     }
 }
 
-/// Every child's status on `date` with its price, computed from the
-/// stored exceptions (children without service that day are left out).
+/// Freezes every child's status on `date` into `attendance`, in one
+/// set-based statement (a closing of 100,000 children must take well under
+/// two seconds). It is the SQL twin of [`statuses_on`], which the live
+/// kitchen report uses: whether the school has service that day (school
+/// year, closures) is decided here in Rust by [`ServiceCalendar`], the
+/// weekday (the class's rientri or the school's weekdays) and the status
+/// (R2, R7, R8) in SQL. The contract suite checks that both agree.
+async fn freeze_attendance(conn: &mut AnyConnection, date: NaiveDate) -> Result<(), StoreError> {
+    let schools = load_all_schools(conn).await?;
+    let every_day = crate::bookings::Weekdays::from_bits(0x7f);
+    let open: Vec<&SchoolId> = schools
+        .iter()
+        .filter(|(_, cal)| ServiceCalendar::new(cal, Some(every_day)).is_service_day(date))
+        .map(|(id, _)| id)
+        .collect();
+    if open.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (0..open.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "INSERT INTO attendance (date, child_id, status, school_id, class_id, diet) \
+         SELECT $1, c.id, \
+           CASE WHEN EXISTS (SELECT 1 FROM suspensions p WHERE p.child_id = c.id \
+                  AND p.date_from <= $1 AND (p.date_until IS NULL OR p.date_until > $1)) \
+                THEN 'suspended' \
+                ELSE COALESCE(m.kind, 'booked') END, \
+           c.school_id, c.class_id, c.diet \
+         FROM children c \
+         JOIN schools s ON s.id = c.school_id \
+         LEFT JOIN classes k ON k.school_id = c.school_id AND k.id = c.class_id \
+         LEFT JOIN day_marks m ON m.child_id = c.id AND m.date = $1 \
+         WHERE (COALESCE(k.weekdays, s.weekdays) & $2) <> 0 AND c.school_id IN ({}) \
+         ON CONFLICT (date, child_id) DO NOTHING",
+        placeholders.join(", ")
+    );
+    let weekday_bit = 1i64 << chrono::Datelike::weekday(&date).num_days_from_monday();
+    let mut query = sqlx::query(&sql).bind(date_text(date)).bind(weekday_bit);
+    for school in open {
+        query = query.bind(school.as_str());
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Every child's status on `date`, computed by the rules from the stored
+/// exceptions (children without service that day are left out).
 async fn statuses_on(
     conn: &mut AnyConnection,
     date: NaiveDate,
-) -> Result<Vec<(i64, Attendance, Option<Cents>)>, StoreError> {
+) -> Result<Vec<Attendance>, StoreError> {
     let day = date_text(date);
     let schools = load_all_schools(conn).await?;
     let children: Vec<ChildRow> = sqlx::query(
-        "SELECT c.id, c.school_id, c.class_id, c.diet, c.meal_price_cents, k.weekdays \
+        "SELECT c.id, c.school_id, c.class_id, c.diet, k.weekdays \
          FROM children c LEFT JOIN classes k ON k.school_id = c.school_id AND k.id = c.class_id",
     )
     .fetch_all(&mut *conn)
@@ -199,7 +240,6 @@ async fn statuses_on(
                 .map_err(|e| corrupt(e.to_string()))?,
             class_weekdays: r.try_get("weekdays")?,
             diet: Diet::parse(&r.try_get::<String, _>("diet")?).map_err(corrupt)?,
-            price: r.try_get::<Option<i64>, _>("meal_price_cents")?.map(Cents),
         })
     })
     .collect::<Result<_, StoreError>>()?;
@@ -249,7 +289,7 @@ async fn statuses_on(
             diet: child.diet,
             status,
         };
-        out.push((child.id, attendance, child.price));
+        out.push(attendance);
     }
     Ok(out)
 }
@@ -300,84 +340,4 @@ async fn frozen_attendance(
             })
         })
         .collect()
-}
-
-async fn insert_attendance(
-    conn: &mut AnyConnection,
-    day: &str,
-    rows: &[(i64, Attendance, Option<Cents>)],
-) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let sql = multi_row_insert(
-        "INSERT INTO attendance (date, child_id, status, school_id, class_id, diet) VALUES ",
-        6,
-        rows.len(),
-        " ON CONFLICT (date, child_id) DO NOTHING",
-    );
-    let mut query = sqlx::query(&sql);
-    for (child, a, _) in rows {
-        query = query
-            .bind(day)
-            .bind(*child)
-            .bind(a.status.word())
-            .bind(a.school.as_str())
-            .bind(a.class.as_str())
-            .bind(a.diet.as_str());
-    }
-    query.execute(&mut *conn).await?;
-    Ok(())
-}
-
-async fn insert_charges(
-    conn: &mut AnyConnection,
-    day: &str,
-    at_ms: i64,
-    description: &str,
-    charges: &[(i64, Cents)],
-) -> Result<(), StoreError> {
-    if charges.is_empty() {
-        return Ok(());
-    }
-    let sql = multi_row_insert(
-        "INSERT INTO ledger (child_id, at_ms, kind, amount_cents, date, description) VALUES ",
-        6,
-        charges.len(),
-        " ON CONFLICT (child_id, date) WHERE kind = 'meal' DO NOTHING",
-    );
-    let mut query = sqlx::query(&sql);
-    for (child, price) in charges {
-        query = query
-            .bind(*child)
-            .bind(at_ms)
-            .bind("meal")
-            .bind(-price.0)
-            .bind(day)
-            .bind(description);
-    }
-    query.execute(&mut *conn).await?;
-    Ok(())
-}
-
-/// `INSERT ... VALUES ($1, $2), ($3, $4) ...` for `rows` rows of `columns`.
-fn multi_row_insert(head: &str, columns: usize, rows: usize, tail: &str) -> String {
-    let mut sql = String::with_capacity(head.len() + rows * columns * 6 + tail.len());
-    sql.push_str(head);
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..columns {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(r * columns + c + 1).to_string());
-        }
-        sql.push(')');
-    }
-    sql.push_str(tail);
-    sql
 }
