@@ -112,6 +112,10 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Its fallback report of a failed log write is an eprintln!, which
+        // panics when stderr is closed: a server must outlive its terminal.
+        .log_internal_errors(false)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -483,16 +487,20 @@ pub fn demo_data(today: NaiveDate) -> String {
 }
 
 async fn serve(url: Option<String>, now: Option<String>, demo: bool) -> Result<ExitCode> {
-    let url = match (&url, demo) {
-        (Some(url), _) => url.clone(),
-        (None, false) => DEFAULT_DATABASE_URL.to_string(),
-        (None, true) => {
-            let path = std::env::temp_dir().join(format!("mensa-demo-{}.db", std::process::id()));
+    let demo_file = (demo && url.is_none())
+        .then(|| std::env::temp_dir().join(format!("mensa-demo-{}.db", std::process::id())));
+    let remove_demo_file = || {
+        if let Some(path) = &demo_file {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
-            format!("sqlite://{}", path.display())
         }
+    };
+    remove_demo_file();
+    let url = match (&url, &demo_file) {
+        (Some(url), _) => url.clone(),
+        (None, Some(path)) => format!("sqlite://{}", path.display()),
+        (None, None) => DEFAULT_DATABASE_URL.to_string(),
     };
     let store = Store::open(&url)
         .await
@@ -528,6 +536,7 @@ async fn serve(url: Option<String>, now: Option<String>, demo: bool) -> Result<E
     }
     scheduler.abort();
     store.close().await;
+    remove_demo_file();
     Ok(ExitCode::SUCCESS)
 }
 
