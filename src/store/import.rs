@@ -100,6 +100,7 @@ impl Store {
             .await?;
             summary.adults += 1;
         }
+        release_moving_cancel_codes(&mut tx, data).await?;
         for child in &data.children {
             let existing = sqlx::query("SELECT id FROM children WHERE user_code = $1")
                 .bind(child.user_code.as_str())
@@ -166,6 +167,26 @@ impl Store {
         tx.commit().await?;
         Ok(Ok(summary))
     }
+}
+
+/// Children of the file whose cancel code changes give theirs up first, so
+/// that codes moving between children (two codes swapped) never meet the
+/// unique index half-way. The checks before ensure the final state is unique.
+async fn release_moving_cancel_codes(
+    conn: &mut AnyConnection,
+    data: &ImportData,
+) -> Result<(), StoreError> {
+    for child in &data.children {
+        sqlx::query(
+            "UPDATE children SET cancel_code = '~' || user_code \
+             WHERE user_code = $1 AND cancel_code <> $2",
+        )
+        .bind(child.user_code.as_str())
+        .bind(child.cancel_code.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn adult_id(conn: &mut AnyConnection, fiscal_code: &str) -> Result<i64, StoreError> {
