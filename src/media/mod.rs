@@ -1,1 +1,6 @@
-//! Sans-IO media: RTP, G.711, DTMF, prompts, pacing.
+//! Sans-IO media: G.711, DTMF from every source, RTP sessions, prompts.
+//!
+//! Nothing here opens a socket or reads a clock: the runtime feeds packets
+//! and `Instant`s in and drains transmits and events out.
+
+pub mod g711;
