@@ -3,4 +3,5 @@
 //! Nothing here opens a socket or reads a clock: the runtime feeds packets
 //! and `Instant`s in and drains transmits and events out.
 
+pub mod dtmf;
 pub mod g711;
