@@ -5,3 +5,6 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod playout;
+pub mod rtcp;
+pub mod session;
