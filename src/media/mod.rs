@@ -5,6 +5,8 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod pacing;
 pub mod playout;
+pub mod prompts;
 pub mod rtcp;
 pub mod session;

@@ -16,7 +16,10 @@
 //! * Frequency is measured, not guessed from bin energy: the phase of a
 //!   tone's bin advances by 2π·f·H/fs between windows, so the accumulated
 //!   `X[t]·conj(X[t−1])` over the run gives each tone's frequency to a
-//!   few Hz; a key is accepted only within ±2.5 % of nominal.
+//!   few Hz; a key is accepted only within ±2.5 % of nominal, measured
+//!   at every step of the run and on average, and only if the frequency
+//!   holds steady (within 1.2 %) over the run: voices glide, keypads don't
+//!   (this is what keeps espeak-ng speech from talking off a digit).
 //! * Five consecutive hit windows (≥ 30 ms of tone: 40 ms tones pass with
 //!   a window to spare, 20 ms tones reach at most four) start a digit; it
 //!   continues while windows still show the key's pair as the strongest
@@ -54,6 +57,8 @@ const NORMAL_TWIST_DB: f32 = 6.0;
 const RATIO_ON: f32 = 0.75;
 const RATIO_CONT: f32 = 0.40;
 const FREQ_TOLERANCE: f32 = 0.025;
+/// Largest change of a tone's measured frequency within a run.
+const MAX_GLIDE: f32 = 0.012;
 const HITS_TO_BEGIN: u32 = 5;
 const MISSES_TO_END: u32 = 7;
 /// Where, inside the first and last hit windows, the tone edges sit on
@@ -131,6 +136,19 @@ struct Run {
     acc_low: (f32, f32),
     acc_high: (f32, f32),
     pairs: u32,
+    /// (min, max) step deviation in Hz, low and high tone.
+    spread: [(f32, f32); 2],
+}
+
+impl Run {
+    /// Record one step's deviation; false if out of tolerance or unsteady.
+    fn track(&mut self, step: (f32, f32), tone: usize, group: usize) -> bool {
+        let dev = deviation_hz(step, tone);
+        let (lo, hi) = &mut self.spread[group];
+        *lo = lo.min(dev);
+        *hi = hi.max(dev);
+        dev.abs() <= FREQS[tone] * FREQ_TOLERANCE && *hi - *lo <= FREQS[tone] * MAX_GLIDE
+    }
 }
 
 enum State {
@@ -219,26 +237,34 @@ impl InbandDetector {
         let start = self.pos - N as u64;
         let strict = w.strict_key();
         // Candidate run of strict hits, with the frequency measurement.
+        let restart = |key| Run {
+            key,
+            start,
+            hits: 1,
+            acc_low: (0.0, 0.0),
+            acc_high: (0.0, 0.0),
+            pairs: 0,
+            spread: [(f32::MAX, f32::MIN); 2],
+        };
         match (strict, self.run.as_mut()) {
             (Some(k), Some(run)) if run.key == k => {
                 run.hits += 1;
                 if let Some(prev) = &self.prev {
                     let (l, h) = k.row_col();
-                    add(&mut run.acc_low, mul_conj(w.bins[l], prev[l]));
-                    add(&mut run.acc_high, mul_conj(w.bins[4 + h], prev[4 + h]));
-                    run.pairs += 1;
+                    let dl = mul_conj(w.bins[l], prev[l]);
+                    let dh = mul_conj(w.bins[4 + h], prev[4 + h]);
+                    // Each step must be in tolerance and the frequency
+                    // steady: a keypad oscillator does not glide, voices do.
+                    if run.track(dl, l, 0) && run.track(dh, 4 + h, 1) {
+                        add(&mut run.acc_low, dl);
+                        add(&mut run.acc_high, dh);
+                        run.pairs += 1;
+                    } else {
+                        *run = restart(k);
+                    }
                 }
             }
-            (Some(k), _) => {
-                self.run = Some(Run {
-                    key: k,
-                    start,
-                    hits: 1,
-                    acc_low: (0.0, 0.0),
-                    acc_high: (0.0, 0.0),
-                    pairs: 0,
-                })
-            }
+            (Some(k), _) => self.run = Some(restart(k)),
             (None, _) => self.run = None,
         }
         self.prev = Some(w.bins);

@@ -315,13 +315,49 @@ fn a14_talk_off_on_speech_like_signal() {
     }
 }
 
-/// A14 at its full length: `cargo test --release -- --ignored a14`.
+/// A14 on real synthetic speech: 192 s of espeak-ng (24 renderings, four
+/// languages, male and female voices, two pitches, several speeds; see
+/// tests/data/media/make.sh), decoded by the prompt loader, played at three
+/// gains through both laws: 19 minutes of speech, in debug in seconds.
 #[test]
-#[ignore = "30 minutes of signal: run in release"]
-fn a14_talk_off_thirty_minutes() {
+fn a14_talk_off_on_espeak_speech() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/media/talk-off-speech.ogg");
+    let pcm = crate::media::prompts::load_pcm(&path).unwrap();
+    assert!(pcm.len() > 8000 * 180);
+    let mut rng = Rng::new(141);
+    for gain_db in [0.0f32, -12.0, -24.0] {
+        let g = 10f32.powf(gain_db / 20.0);
+        let sig = Signal {
+            x: pcm.iter().map(|&v| f32::from(v) * g).collect(),
+        };
+        for law in LAWS {
+            assert_eq!(keys_of(&sig, law, &mut rng), "", "{law:?} {gain_db} dB");
+        }
+    }
+}
+
+/// A14 at full length: the espeak-ng speech at ten gains (−27..0 dB)
+/// through both laws (64 minutes), plus 30 minutes of the speech-like
+/// signal: `cargo test --release --lib -- --ignored a14_talk_off_long`.
+#[test]
+#[ignore = "94 minutes of signal: run in release"]
+fn a14_talk_off_long() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/media/talk-off-speech.ogg");
+    let pcm = crate::media::prompts::load_pcm(&path).unwrap();
     let mut rng = Rng::new(1414);
-    for law in LAWS {
-        for _ in 0..15 {
+    for step in 0..10 {
+        let g = 10f32.powf(-3.0 * step as f32 / 20.0);
+        let sig = Signal {
+            x: pcm.iter().map(|&v| f32::from(v) * g).collect(),
+        };
+        for law in LAWS {
+            assert_eq!(keys_of(&sig, law, &mut rng), "", "{law:?} −{} dB", 3 * step);
+        }
+    }
+    for _ in 0..15 {
+        for law in LAWS {
             let sig = speech_like(&mut rng, 60);
             assert_eq!(keys_of(&sig, law, &mut rng), "", "{law:?}");
         }
