@@ -91,7 +91,7 @@ impl<K: Copy + Eq + Hash + Ord> Pacer<K> {
     }
 }
 
-/// A histogram of lateness in 10 µs buckets up to 10 ms (+ overflow), for
+/// A histogram of lateness in 10 µs buckets up to 100 ms (+ overflow), for
 /// p50/p99/max without storing samples.
 #[derive(Clone, Debug)]
 pub struct Lateness {
@@ -101,7 +101,7 @@ pub struct Lateness {
 }
 
 const BUCKET: Duration = Duration::from_micros(10);
-const BUCKETS: usize = 1001;
+const BUCKETS: usize = 10_001;
 
 impl Default for Lateness {
     fn default() -> Self {
