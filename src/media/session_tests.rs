@@ -406,3 +406,35 @@ fn stop_playback_silences_the_next_frame() {
     assert!(last.iter().all(|&c| c == 0xFF));
     assert!(!t.s.is_playing());
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary datagrams on both ports, arbitrary INFO keys: no panic,
+        /// and the session keeps sending one frame per ptime.
+        #[test]
+        fn arbitrary_datagrams_never_break_the_session(
+            grams in proptest::collection::vec(
+                (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200)),
+                0..40,
+            ),
+        ) {
+            let mut t = T::new(params(Law::MuLaw, TE), InbandMode::Always);
+            let from: SocketAddr = NAT.parse().unwrap();
+            for (i, (rtcp, mut data)) in grams.into_iter().enumerate() {
+                if data.len() >= 12 && i % 2 == 0 {
+                    data[0] = 0x80; // make half of them parse as RTP
+                    data[1] = [0u8, 101, 8, 13][i % 4];
+                }
+                t.run_to(10 * i as u64);
+                let input = if rtcp { Input::Rtcp { from, data: &data } } else { Input::Rtp { from, data: &data } };
+                t.s.handle_input(t.now, input);
+                t.drain();
+            }
+            t.run_to(1000);
+            prop_assert_eq!(t.rtp_sent().len(), 51);
+        }
+    }
+}

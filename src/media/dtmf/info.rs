@@ -196,4 +196,14 @@ mod tests {
         assert_eq!(e.status(), 415);
         assert!(!is_dtmf_content_type("application/sdp"));
     }
+
+    proptest::proptest! {
+        /// Arbitrary bodies and content types never panic.
+        #[test]
+        fn arbitrary_bodies_never_panic(ct in ".{0,40}", body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+            let _ = parse_info(&ct, &body);
+            let _ = parse_info("application/dtmf-relay", &body);
+            let _ = parse_info("application/dtmf", &body);
+        }
+    }
 }

@@ -56,39 +56,34 @@ impl Key {
         Self::CHARS[usize::from(self.0 & 0x0F)]
     }
 
-    /// Row (low group, 0–3) and column (high group, 0–3) on the keypad.
+    /// Row (low group, 0–3) and column (high group, 0–3) on the keypad
+    /// (ITU-T Q.23 Figure 1), by event code.
     pub(crate) fn row_col(self) -> (usize, usize) {
-        match self.as_char() {
-            '1' => (0, 0),
-            '2' => (0, 1),
-            '3' => (0, 2),
-            'A' => (0, 3),
-            '4' => (1, 0),
-            '5' => (1, 1),
-            '6' => (1, 2),
-            'B' => (1, 3),
-            '7' => (2, 0),
-            '8' => (2, 1),
-            '9' => (2, 2),
-            'C' => (2, 3),
-            '*' => (3, 0),
-            '0' => (3, 1),
-            '#' => (3, 2),
-            _ => (3, 3), // 'D'
-        }
+        const ROW_COL: [(usize, usize); 16] = [
+            (3, 1), // 0
+            (0, 0), // 1
+            (0, 1), // 2
+            (0, 2), // 3
+            (1, 0), // 4
+            (1, 1), // 5
+            (1, 2), // 6
+            (2, 0), // 7
+            (2, 1), // 8
+            (2, 2), // 9
+            (3, 0), // *
+            (3, 2), // #
+            (0, 3), // A
+            (1, 3), // B
+            (2, 3), // C
+            (3, 3), // D
+        ];
+        ROW_COL[usize::from(self.0 & 0x0F)]
     }
 
     /// The key at a keypad row and column (both 0–3).
     pub(crate) fn at(row: usize, col: usize) -> Key {
-        const GRID: [[char; 4]; 4] = [
-            ['1', '2', '3', 'A'],
-            ['4', '5', '6', 'B'],
-            ['7', '8', '9', 'C'],
-            ['*', '0', '#', 'D'],
-        ];
-        let c = GRID[row & 3][col & 3];
-        // Every GRID character is in CHARS.
-        Key::from_char(c).expect("keypad grid holds only keypad characters")
+        const GRID: [[u8; 4]; 4] = [[1, 2, 3, 12], [4, 5, 6, 13], [7, 8, 9, 14], [10, 0, 11, 15]];
+        Key(GRID[row & 3][col & 3])
     }
 }
 

@@ -307,3 +307,40 @@ fn stale_blocks_and_timestamp_wrap() {
     assert!(!is_before(0x10, 0xFFFF_FFF0));
     assert!(!is_before(5, 5));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any packets in any order: no panic; Begin/End strictly alternate
+        /// per event, every Begin is ended (after the timeout at the latest),
+        /// and no event is reported twice.
+        #[test]
+        fn arbitrary_packets_keep_begin_end_paired(
+            packets in proptest::collection::vec(
+                (0u32..3, 0u32..6, proptest::collection::vec(any::<u8>(), 0..13), 0u64..40),
+                0..60,
+            ),
+            rate in prop_oneof![Just(8000u32), Just(16000), Just(48000)],
+        ) {
+            let mut c = Call::new(rate);
+            let mut t = 0;
+            for (ssrc, ts, payload, dt) in packets {
+                t += dt;
+                let h = EventHeader { ssrc, timestamp: ts * 800, marker: dt % 2 == 0 };
+                c.rx.handle_packet(c.at(t), h, &payload);
+                c.drain();
+            }
+            c.timeout(t + 10_000);
+            let mut open = false;
+            for e in &c.out {
+                match e {
+                    DigitEvent::Begin { .. } => { prop_assert!(!open); open = true; }
+                    DigitEvent::End { .. } => { prop_assert!(open); open = false; }
+                }
+            }
+            prop_assert!(!open);
+        }
+    }
+}
