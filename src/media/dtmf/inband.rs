@@ -63,8 +63,8 @@ const HITS_TO_BEGIN: u32 = 5;
 const MISSES_TO_END: u32 = 7;
 /// Where, inside the first and last hit windows, the tone edges sit on
 /// average (calibrated so that a held key measures its true length).
-const BEGIN_OFFSET: u64 = 16;
-const END_OFFSET: u64 = 36;
+const BEGIN_OFFSET: u64 = 6;
+const END_OFFSET: u64 = 26;
 
 struct Tables {
     /// Hann window × e^{−jωn}, per tone: (re, im) for n in 0..N.

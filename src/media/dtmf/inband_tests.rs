@@ -454,3 +454,44 @@ fn inband_margins() {
         );
     }
 }
+
+#[test]
+fn reported_durations_and_begins_are_close_to_the_truth() {
+    let mut rng = Rng::new(21);
+    for on in [40u32, 50, 100, 200, 1000] {
+        let mut worst = (0f64, 0f64);
+        let mut mean = (0f64, 0f64);
+        for i in 0..20 {
+            let law = LAWS[i % 2];
+            let mut sig = Signal::default();
+            sig.silence(ms(60))
+                .key(&mut rng, '9', -10.0, ms(on))
+                .silence(ms(100));
+            let (start, events) = detect(&mut rng, &sig.through(law), &[]);
+            let Some(DigitEvent::End {
+                begin, duration, ..
+            }) = events.last().copied()
+            else {
+                panic!("{on} ms: {events:?}")
+            };
+            let d_err = (duration.as_secs_f64() - f64::from(on) / 1000.0) * 1000.0;
+            let b_err = (begin.duration_since(start).as_secs_f64() - 0.060) * 1000.0;
+            mean.0 += d_err / 20.0;
+            mean.1 += b_err / 20.0;
+            if d_err.abs() > worst.0.abs() {
+                worst.0 = d_err;
+            }
+            if b_err.abs() > worst.1.abs() {
+                worst.1 = b_err;
+            }
+        }
+        println!(
+            "{on} ms tone: duration error mean {:+.1} worst {:+.1} ms; begin error mean {:+.1} worst {:+.1} ms",
+            mean.0, worst.0, mean.1, worst.1
+        );
+        assert!(
+            worst.0.abs() <= 8.0 && worst.1.abs() <= 5.0,
+            "{on} ms: {worst:?}"
+        );
+    }
+}
