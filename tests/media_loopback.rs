@@ -231,10 +231,6 @@ fn keys_from_three_paths_and_an_intact_steady_prompt() {
     );
     let span = got[live - 1].0 - t0;
     let ideal = Duration::from_millis(20 * (live as u64 - 1));
-    let drift = if span > ideal {
-        span - ideal
-    } else {
-        ideal - span
-    };
+    let drift = span.abs_diff(ideal);
     assert!(drift < Duration::from_millis(40), "drift {drift:?}");
 }
