@@ -226,7 +226,7 @@ fn a11_begin_comes_early_for_barge_in() {
 #[test]
 fn a13_noise_fifteen_db_below_then_noise_alone() {
     let mut rng = Rng::new(13);
-    for (law, n) in [(Law::ALaw, 500), (Law::MuLaw, 500)] {
+    for (law, n) in [(Law::ALaw, 1000), (Law::MuLaw, 1000)] {
         let mut want = String::new();
         let mut sig = Signal::default();
         for _ in 0..n {
