@@ -6,6 +6,7 @@ use std::time::Duration;
 /// RFC 3550 §6.4.1 SR, §6.5 SDES, §6.1 compound packets.
 const PT_SR: u8 = 200;
 const PT_SDES: u8 = 202;
+const PT_BYE: u8 = 203;
 const SDES_CNAME: u8 = 1;
 
 /// Version 2 and a payload type in the RTCP range 200–204 (RFC 5761 §4).
@@ -52,6 +53,13 @@ pub fn sender_report(
     p
 }
 
+/// BYE for our SSRC (§6.6), to append to a report as the last packet of a
+/// compound packet.
+pub fn bye(ssrc: u32) -> [u8; 8] {
+    let s = ssrc.to_be_bytes();
+    [0x81, PT_BYE, 0, 1, s[0], s[1], s[2], s[3]]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +88,11 @@ mod tests {
         assert_eq!(28 + (words + 1) * 4, p.len());
         assert_eq!(p[36], 1);
         assert_eq!(&p[38..48], b"mensa@test");
+    }
+
+    #[test]
+    fn bye_layout() {
+        assert_eq!(bye(0x0102_0304), [0x81, 203, 0, 1, 1, 2, 3, 4]);
     }
 
     #[test]

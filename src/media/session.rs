@@ -15,7 +15,7 @@
 //! * RTCP (port + 1) is received and tolerated; a sender report with an
 //!   SDES CNAME (§6.4.1, §6.5.1) goes out every `rtcp_interval`.
 //! * No RTP from the caller for `inactivity_timeout` (default 30 s):
-//!   [`MediaEvent::Inactive`], once.
+//!   [`MediaEvent::Inactive`], once. `close` sends a final report + BYE.
 //!
 //! ```text
 //!   handle_input(now, Rtp|Rtcp|Info) ─┐            ┌─► poll_transmit() → Transmit
@@ -179,6 +179,7 @@ pub struct RtpSession {
     events: VecDeque<MediaEvent>,
     frame: Vec<u8>,
     decoded: Vec<i16>,
+    closed: bool,
 }
 
 impl RtpSession {
@@ -227,6 +228,7 @@ impl RtpSession {
             events: VecDeque::new(),
             frame: vec![0; frame_samples as usize],
             decoded: Vec::with_capacity(frame_samples as usize),
+            closed: false,
             params,
             config,
             seed,
@@ -252,6 +254,20 @@ impl RtpSession {
         self.destination
     }
 
+    /// The call is over: send a last report with an RTCP BYE (RFC 3550
+    /// §6.6) and stop; the session then sends nothing and has no timeout.
+    pub fn close(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.send_report(now);
+        if let Some(last) = self.transmits.back_mut() {
+            last.payload.extend_from_slice(&rtcp::bye(self.seed.ssrc));
+        }
+        self.playout.stop();
+        self.closed = true;
+    }
+
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
         match input {
             Input::Rtp { from, data } => self.handle_rtp(now, from, data),
@@ -269,6 +285,9 @@ impl RtpSession {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
         // Frames at absolute deadlines, with a bounded catch-up.
         let mut sent = 0;
         while self.next_frame <= now {
@@ -308,6 +327,9 @@ impl RtpSession {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
         let mut t = self.next_frame.min(self.next_report);
         if !self.inactive_reported {
             t = t.min(self.last_rx + self.config.inactivity_timeout);

@@ -395,6 +395,24 @@ fn inactivity_ends_the_call_once_and_rtcp_reports_go_out() {
 }
 
 #[test]
+fn close_sends_bye_and_stops() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    t.run_to(100);
+    let n = t.sent.len();
+    t.s.close(t.now);
+    t.s.close(t.now);
+    t.drain();
+    assert_eq!(t.sent.len(), n + 1);
+    let last = &t.sent[n];
+    assert_eq!(last.channel, Channel::Rtcp);
+    assert_eq!(&last.payload[last.payload.len() - 8..][..2], &[0x81, 203]);
+    assert_eq!(t.s.poll_timeout(), None);
+    t.s.handle_timeout(t.now + Duration::from_secs(60));
+    t.drain();
+    assert_eq!(t.sent.len(), n + 1);
+}
+
+#[test]
 fn stop_playback_silences_the_next_frame() {
     let mut t = T::new(params(Law::MuLaw, TE), InbandMode::Auto);
     t.s.play(tone_prompt(8000));

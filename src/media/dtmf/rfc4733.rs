@@ -159,6 +159,12 @@ impl EventReceiver {
             start,
             code: block.code,
         };
+        // §2.5.1.4: the end is sent three times; late updates may follow it
+        // (checked first: a straggler from an old SSRC must not end the
+        // new stream's event).
+        if self.ended.contains(&id) {
+            return;
+        }
         match self.newest {
             // RFC 3550 §8.2: a new SSRC is a new stream (re-INVITE, failover).
             Some((s, _)) if s != ssrc => {
@@ -168,10 +174,6 @@ impl EventReceiver {
             // §2.5.2.3: a block of an event older than the newest is late.
             Some((_, newest)) if is_before(start, newest) => return,
             Some(_) | None => {}
-        }
-        // §2.5.1.4: the end is sent three times; late updates may follow it.
-        if self.ended.contains(&id) {
-            return;
         }
         // §3.2: only the 16 DTMF events are keys; others are ignored.
         let Some(key) = Key::from_event_code(block.code) else {

@@ -294,6 +294,20 @@ fn b16_new_ssrc_mid_call() {
 }
 
 #[test]
+fn b16_late_end_from_the_old_ssrc_changes_nothing() {
+    let mut c = Call::new(8000);
+    c.press(0, 7, 50_000, 1, 800, 160);
+    c.send(300, 8, 100, true, &[block(2, false, 160)]);
+    c.send(310, 7, 50_000, false, &[block(1, true, 800)]); // straggler
+    c.send(320, 8, 100, false, &[block(2, false, 320)]);
+    for i in 0..3 {
+        c.send(340 + i, 8, 100, false, &[block(2, true, 640)]);
+    }
+    assert_eq!(c.keys(), "12");
+    assert_eq!(c.durations()[1], Duration::from_millis(80));
+}
+
+#[test]
 fn stale_blocks_and_timestamp_wrap() {
     let mut c = Call::new(8000);
     c.press(0, 7, 0xFFFF_FE00, 1, 480, 160);
