@@ -146,6 +146,8 @@ pub enum MediaEvent {
 const MAX_CATCH_UP: u32 = 3;
 /// A sequence jump larger than this is a restart, not loss (RFC 3550 §A.1).
 const MAX_DROPOUT: u16 = 100;
+/// Packets at most this far behind are late; further is a restart.
+const MAX_MISORDER: u16 = 100;
 
 /// One call's RTP session. Contract: after any `handle_*`/`play`/`stop`,
 /// drain `poll_transmit` and `poll_event` until `None`, then sleep until
@@ -168,7 +170,8 @@ pub struct RtpSession {
     latched: Option<(SocketAddr, u32)>,
     last_rx: Instant,
     inactive_reported: bool,
-    last_audio_seq: Option<u16>,
+    /// (SSRC, sequence number) of the last audio packet decoded.
+    last_audio: Option<(u32, u16)>,
     inband: Option<InbandDetector>,
     events_in: Option<EventReceiver>,
     merger: KeyMerger,
@@ -217,7 +220,7 @@ impl RtpSession {
             latched: None,
             last_rx: now,
             inactive_reported: false,
-            last_audio_seq: None,
+            last_audio: None,
             inband,
             events_in,
             merger: KeyMerger::new(),
@@ -440,7 +443,7 @@ impl RtpSession {
                 rx.handle_packet(now, h, rtp.payload());
             }
         } else {
-            self.handle_audio(now, u16::from(rtp.sequence_number()), rtp.payload());
+            self.handle_audio(now, ssrc, u16::from(rtp.sequence_number()), rtp.payload());
         }
         self.drain_keys();
     }
@@ -451,22 +454,27 @@ impl RtpSession {
         let mut rtcp = from;
         rtcp.set_port(from.port().wrapping_add(1));
         self.rtcp_destination = rtcp;
-        self.last_audio_seq = None;
+        self.last_audio = None;
     }
 
-    fn handle_audio(&mut self, now: Instant, seq: u16, payload: &[u8]) {
+    fn handle_audio(&mut self, now: Instant, ssrc: u32, seq: u16, payload: &[u8]) {
         let Some(det) = &mut self.inband else { return };
-        if let Some(last) = self.last_audio_seq {
+        // RFC 3550 §A.1: a new SSRC or a big jump is a new sequence space;
+        // a packet slightly behind is late (the detector has moved on).
+        if let Some((last_ssrc, last)) = self.last_audio
+            && last_ssrc == ssrc
+        {
             let d = seq.wrapping_sub(last);
-            if d == 0 || d > 0x8000 {
-                return; // duplicate or late: the detector has moved on
+            let behind = 0u16.wrapping_sub(d);
+            if d == 0 || (d >= 0x8000 && behind <= MAX_MISORDER) {
+                return;
             }
             if d > 1 && d <= MAX_DROPOUT {
                 // Lost packets: neither tone nor silence for the detector.
                 det.handle_lost(usize::from(d - 1) * payload.len());
             }
         }
-        self.last_audio_seq = Some(seq);
+        self.last_audio = Some((ssrc, seq));
         self.decoded.resize(payload.len(), 0);
         self.params
             .codec

@@ -290,6 +290,23 @@ fn lost_audio_packet_inside_a_tone_is_one_digit() {
 }
 
 #[test]
+fn audio_from_a_new_ssrc_or_restarted_sequence_is_still_decoded() {
+    let mut rng = Rng::new(4);
+    let mut sig = Signal::default();
+    sig.silence(ms(40))
+        .key(&mut rng, '1', -10.0, ms(100))
+        .silence(ms(100));
+    let samples = sig.through(Law::ALaw);
+    let mut t = T::new(params(Law::ALaw, None), InbandMode::Auto);
+    t.audio_in(Law::ALaw, &samples, &[]);
+    // The sender restarts its sequence numbers far behind.
+    t.rx_seq = t.rx_seq.wrapping_sub(30_000);
+    t.audio_in(Law::ALaw, &samples, &[]);
+    t.run_to(2000);
+    assert_eq!(t.pressed(), "11");
+}
+
+#[test]
 fn policy_inband_off_with_telephone_event_and_one_press_once_with_always() {
     let mut rng = Rng::new(3);
     let mut sig = Signal::default();
