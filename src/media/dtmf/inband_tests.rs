@@ -495,3 +495,58 @@ fn reported_durations_and_begins_are_close_to_the_truth() {
         );
     }
 }
+
+/// Combinations of the limits ("more cases of the same kind"): every key,
+/// both laws, random phase and alignment; noise is 15 dB below the weaker
+/// tone. `--nocapture` prints the table.
+#[test]
+fn combined_limits() {
+    let mut rng = Rng::new(77);
+    // (length, level, twist, offset, noise below the weaker tone, accept?)
+    for (on, db, twist, dev, snr, accept) in [
+        (40u32, -36.0f32, -7.5f32, 0.015f32, None, true),
+        (40, -36.0, 3.5, -0.015, None, true),
+        (40, -3.0, 3.5, 0.015, None, true),
+        (40, -10.0, -7.5, 0.015, Some(15.0f32), true),
+        (40, -30.0, 3.5, -0.015, Some(15.0), true),
+        (50, -20.0, -7.5, -0.015, Some(15.0), true),
+        (100, -3.0, 0.0, 0.035, Some(15.0), false),
+        (100, -36.0, -7.5, -0.035, None, false),
+        (20, -3.0, 0.0, 0.0, None, false),
+        (20, -10.0, 3.5, 0.015, Some(15.0), false),
+        (100, -10.0, -12.0, 0.0, Some(15.0), false),
+        (100, -10.0, 8.0, 0.0, Some(15.0), false),
+    ] {
+        let mut ok = 0;
+        let trials = 48;
+        for i in 0..trials {
+            let key = ALL.as_bytes()[i % 16] as char;
+            let (r, c) = Key::from_char(key).unwrap().row_col();
+            let d = 1.0 + dev;
+            let a = (amp(db - twist / 2.0), amp(db + twist / 2.0));
+            let mut sig = Signal::default();
+            sig.silence(ms(40))
+                .pair(&mut rng, (LOW[r] * d, HIGH[c] * d), a, ms(on))
+                .silence(ms(60));
+            if let Some(snr) = snr {
+                sig.noise(&mut rng, db.min(db + twist) - snr);
+            }
+            let want = if accept {
+                key.to_string()
+            } else {
+                String::new()
+            };
+            ok += usize::from(keys_of(&sig, LAWS[i % 2], &mut rng) == want);
+        }
+        println!(
+            "{} {on} ms, {db} dBm0, twist {twist:+} dB, offset {:+.1} %, noise {snr:?} dB below: {:.3} as expected",
+            if accept { "accept" } else { "reject" },
+            dev * 100.0,
+            ok as f32 / trials as f32
+        );
+        assert_eq!(
+            ok, trials,
+            "{on} ms {db} dBm0 twist {twist} offset {dev} noise {snr:?}"
+        );
+    }
+}
