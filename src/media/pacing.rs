@@ -168,6 +168,19 @@ mod tests {
     }
 
     #[test]
+    fn lateness_quantiles() {
+        let mut l = Lateness::default();
+        for us in 0..1000u64 {
+            l.record(Duration::from_micros(us));
+        }
+        l.record(Duration::from_secs(1));
+        assert_eq!(l.count(), 1001);
+        assert_eq!(l.quantile(0.5), Duration::from_micros(510));
+        assert_eq!(l.quantile(0.99), Duration::from_micros(1000));
+        assert_eq!(l.max(), Duration::from_secs(1));
+    }
+
+    #[test]
     fn many_calls_paced_without_drift() {
         use crate::media::g711::Law;
         use crate::media::session::*;
