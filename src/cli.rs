@@ -520,6 +520,12 @@ async fn serve(url: Option<String>, now: Option<String>, demo: bool) -> Result<E
     if let Some(now) = now {
         clock = Arc::new(ShiftedClock::starting_at(parse_local(&settings, &now)?));
     }
+    // Signal handlers first: a SIGTERM right after "serving" must stop us
+    // gracefully, not kill us.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot install the SIGINT handler")?;
     let started = store
         .mark_service_started(settings.today(clock.now()))
         .await?;
@@ -531,23 +537,11 @@ async fn serve(url: Option<String>, now: Option<String>, demo: bool) -> Result<E
     );
     let scheduler = tokio::spawn(runtime::scheduler::run(store.clone(), clock.clone()));
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
-        _ = sigterm() => tracing::info!("SIGTERM; stopping"),
+        _ = interrupt.recv() => tracing::info!("interrupted; stopping"),
+        _ = terminate.recv() => tracing::info!("SIGTERM; stopping"),
     }
     scheduler.abort();
     store.close().await;
     remove_demo_file();
     Ok(ExitCode::SUCCESS)
-}
-
-async fn sigterm() {
-    #[cfg(unix)]
-    {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-            return;
-        }
-    }
-    std::future::pending::<()>().await
 }
