@@ -8,6 +8,8 @@
 pub mod headers;
 pub mod message;
 pub mod print;
+pub mod transaction;
+pub mod transport;
 pub mod uri;
 
 /// The RFC 4475 torture corpus, read from `shared/` beside the project
