@@ -8,6 +8,7 @@
 pub mod headers;
 pub mod message;
 pub mod print;
+pub mod sdp;
 pub mod transaction;
 pub mod transport;
 pub mod uri;
