@@ -5,7 +5,9 @@
 //! - [`uri`], [`headers`], [`message`], [`print`]: our own parser and
 //!   printer (why: `docs/decisions.md`, "SIP message layer").
 
+pub mod config;
 pub mod headers;
+pub mod info;
 pub mod message;
 pub mod print;
 pub mod sdp;
