@@ -163,6 +163,7 @@ pub struct Response {
     pub vias: Vec<Via>,
     pub call_id: String,
     pub cseq: CSeq,
+    pub from: NameAddr,
     pub to: NameAddr,
 }
 
@@ -475,6 +476,7 @@ fn parse_response(
         vias: typed.vias,
         call_id: typed.call_id,
         cseq: typed.cseq,
+        from: typed.from,
         to: typed.to,
     };
     Ok((Message::Response(Box::new(response)), body_len))

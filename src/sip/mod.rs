@@ -6,6 +6,10 @@
 //!   printer (why: `docs/decisions.md`, "SIP message layer").
 
 pub mod config;
+pub mod dialog;
+mod dialog_in;
+pub mod endpoint;
+mod endpoint_invite;
 pub mod headers;
 pub mod info;
 pub mod message;

@@ -79,6 +79,12 @@ impl ResponseBuilder {
         self.status
     }
 
+    /// Replaces the standard reason phrase (e.g. to say which header was bad).
+    pub fn reason(mut self, reason: &str) -> Self {
+        self.reason = reason.to_owned();
+        self
+    }
+
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_owned(), value.into()));
         self
