@@ -314,6 +314,17 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Parsed, ParseError> {
     })
 }
 
+/// RFC 5626 §3.5.1 keep-alives on a stream: how many leading CRLF bytes
+/// `buf` starts with, and whether they include a "ping" (CRLFCRLF) that
+/// wants a "pong" (one CRLF). The runtime drops those bytes first.
+pub fn stream_keep_alive(buf: &[u8]) -> (usize, bool) {
+    let n = buf
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    (n, buf[..n].windows(4).any(|w| w == b"\r\n\r\n"))
+}
+
 /// Larger heads on a stream are refused rather than buffered without end.
 pub const MAX_HEAD: usize = 16 * 1024;
 

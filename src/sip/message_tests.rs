@@ -216,6 +216,13 @@ fn stream_framing_waits_and_splits() {
 }
 
 #[test]
+fn keep_alives() {
+    assert_eq!(stream_keep_alive(b"\r\n\r\nOPTIONS"), (4, true));
+    assert_eq!(stream_keep_alive(b"\r\n"), (2, false));
+    assert_eq!(stream_keep_alive(b"INVITE"), (0, false));
+}
+
+#[test]
 fn reply_head_of_malformed_requests() {
     let Err(ParseError::Reply { head, .. }) = parse(&corpus::read("badinv01"), Framing::Datagram)
     else {
