@@ -50,6 +50,9 @@ pub(crate) enum DialogState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Retransmit {
     pub bytes: Vec<u8>,
+    /// Where it goes: for a 2xx, the §18.2.2 response address; for a BYE,
+    /// the peer.
+    pub destination: SocketAddr,
     pub cseq: u32,
     /// `None` over a reliable transport: sent once, only the give-up runs.
     pub next: Option<(Instant, Duration)>,
@@ -57,9 +60,16 @@ pub(crate) struct Retransmit {
 }
 
 impl Retransmit {
-    pub fn new(now: Instant, bytes: Vec<u8>, cseq: u32, transport: Transport) -> Retransmit {
+    pub fn new(
+        now: Instant,
+        bytes: Vec<u8>,
+        destination: SocketAddr,
+        cseq: u32,
+        transport: Transport,
+    ) -> Retransmit {
         Retransmit {
             bytes,
+            destination,
             cseq,
             next: (!transport.is_reliable()).then_some((now + T1, T1)),
             give_up: now + 64 * T1,
@@ -187,7 +197,13 @@ mod tests {
     #[test]
     fn retransmit_doubles_to_t2_and_gives_up() {
         let t0 = Instant::now();
-        let mut r = Retransmit::new(t0, b"x".to_vec(), 1, Transport::Udp);
+        let mut r = Retransmit::new(
+            t0,
+            b"x".to_vec(),
+            "192.0.2.1:5060".parse().unwrap(),
+            1,
+            Transport::Udp,
+        );
         let mut sent = Vec::new();
         let mut now = t0;
         while r.deadline() < r.give_up {
@@ -204,7 +220,13 @@ mod tests {
         );
         assert_eq!(r.deadline(), t0 + 64 * T1);
         assert_eq!(now, t0 + Duration::from_millis(31500));
-        let r = Retransmit::new(t0, b"x".to_vec(), 1, Transport::Tcp);
+        let r = Retransmit::new(
+            t0,
+            b"x".to_vec(),
+            "192.0.2.1:5060".parse().unwrap(),
+            1,
+            Transport::Tcp,
+        );
         assert_eq!(r.deadline(), t0 + 64 * T1);
     }
 

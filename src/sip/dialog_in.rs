@@ -11,7 +11,7 @@ use super::message::{Method, Request};
 use super::print::ResponseBuilder;
 use super::sdp::{self, SessionDescription};
 use super::transaction::TransactionKey;
-use super::transport::Transmit;
+use super::transport::{Transmit, response_destination};
 
 impl Endpoint {
     /// A request carrying a To tag (§12.2.2).
@@ -168,9 +168,11 @@ impl Endpoint {
         }
         let bytes = response.to_bytes();
         if is_invite {
+            let destination = response_destination(&r.head.top_via, dialog.transport, dialog.peer);
             dialog.pending_2xx = Some(Retransmit::new(
                 now,
                 bytes.clone(),
+                destination,
                 r.cseq.seq,
                 dialog.transport,
             ));
@@ -246,7 +248,7 @@ impl Endpoint {
         {
             return self.end_offered(now, call, 480, EndReason::AnswerTimeout);
         }
-        let (transport, destination) = (dialog.transport, dialog.peer);
+        let transport = dialog.transport;
         if let Some(p) = dialog.pending_2xx.as_mut() {
             if now >= p.give_up {
                 // §13.3.1.4: no ACK in 64*T1 → end the session with BYE.
@@ -254,6 +256,7 @@ impl Endpoint {
                 return self.send_bye(now, call, reason);
             }
             if let Some(bytes) = p.due(now) {
+                let destination = p.destination;
                 self.transmits.push_back(Transmit {
                     transport,
                     destination,
@@ -270,6 +273,7 @@ impl Endpoint {
                 return self.remove_dialog(call);
             }
             if let Some(bytes) = b.due(now) {
+                let destination = b.destination;
                 self.transmits.push_back(Transmit {
                     transport,
                     destination,

@@ -289,9 +289,12 @@ impl Endpoint {
             dialog.timer = Some(SessionTimer::new(now, timer.interval));
         }
         let bytes = response.body("application/sdp", body).to_bytes();
+        let destination =
+            response_destination(&dialog.invite_head.top_via, dialog.transport, dialog.peer);
         dialog.pending_2xx = Some(Retransmit::new(
             now,
             bytes.clone(),
+            destination,
             dialog.remote_cseq,
             dialog.transport,
         ));
@@ -605,7 +608,13 @@ impl Endpoint {
         dialog.pending_2xx = None;
         dialog.timer = None;
         dialog.state = DialogState::Terminating;
-        dialog.bye = Some(Retransmit::new(now, bytes.clone(), cseq, dialog.transport));
+        dialog.bye = Some(Retransmit::new(
+            now,
+            bytes.clone(),
+            dialog.peer,
+            cseq,
+            dialog.transport,
+        ));
         self.transmits.push_back(Transmit {
             transport: dialog.transport,
             destination: dialog.peer,

@@ -350,6 +350,21 @@ fn basic_call_with_2xx_retransmission_until_ack_then_bye() {
 }
 
 #[test]
+fn retransmitted_2xx_follows_the_via_port_without_rport() {
+    let mut h = Harness::new(config());
+    let out = h.send_from("192.0.2.1:40000", invite("", SDP).as_bytes());
+    assert_eq!(out[0].destination, PEER.parse().unwrap());
+    let Some(Event::IncomingCall { call, .. }) = h.take_events().pop() else {
+        panic!()
+    };
+    h.ep.answer(h.now, call, "198.51.100.7:20000".parse().unwrap())
+        .unwrap();
+    assert_eq!(h.drain()[0].destination, PEER.parse().unwrap());
+    let sent = h.advance(Duration::from_secs(1));
+    assert_eq!(sent[0].1.destination, PEER.parse().unwrap());
+}
+
+#[test]
 fn lost_ack_ends_with_bye() {
     let mut h = Harness::new(config());
     let (call, _) = answered_call(&mut h, "", SDP);
