@@ -93,23 +93,48 @@ impl Retransmit {
     }
 }
 
+/// Who refreshes the session (RFC 4028 §9 `refresher`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refresher {
+    Uac,
+    /// We refresh, with UPDATE (RFC 4028 §7.4).
+    Uas,
+}
+
+impl Refresher {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refresher::Uac => "uac",
+            Refresher::Uas => "uas",
+        }
+    }
+}
+
 /// RFC 4028 state once negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SessionTimer {
     pub interval: u32,
-    /// The UAC refreshes (we only accept refreshes; see `endpoint.rs`).
+    pub refresher: Refresher,
+    /// RFC 4028 §10: without a refresh, the session ends here.
     pub expires_at: Instant,
+    /// RFC 4028 §7.2: when we are the refresher, refresh at half the interval.
+    pub refresh_at: Option<Instant>,
 }
 
 impl SessionTimer {
-    /// RFC 4028 §10: without a refresh, the session ends at interval minus
-    /// min(32 s, interval/3) after the last one.
-    pub fn new(now: Instant, interval: u32) -> SessionTimer {
+    /// Expiry at interval minus min(32 s, interval/3) (RFC 4028 §10).
+    pub fn new(now: Instant, interval: u32, refresher: Refresher) -> SessionTimer {
         let secs = u64::from(interval);
         let margin = (secs / 3).min(32);
+        let refresh_at = match refresher {
+            Refresher::Uac => None,
+            Refresher::Uas => Some(now + Duration::from_secs(secs / 2)),
+        };
         SessionTimer {
             interval,
+            refresher,
             expires_at: now + Duration::from_secs(secs - margin),
+            refresh_at,
         }
     }
 }
@@ -145,14 +170,30 @@ pub(crate) struct Dialog {
     pub bye: Option<Retransmit>,
     /// The call layer hung up before the ACK: BYE once it comes (§15).
     pub hangup_pending: bool,
+    /// The caller's INVITE said `Supported: timer` (then our 2xx says
+    /// `Require: timer`, RFC 4028 §9).
+    pub peer_has_timer: bool,
+    /// Our refreshing UPDATE in flight (Timers E/F).
+    pub refresh: Option<Retransmit>,
 }
 
 impl Dialog {
     /// A BYE (§15.1.1) with the next local CSeq; `branch` must be fresh.
     pub fn bye(&mut self, advertise: SocketAddr, branch: &str) -> (u32, Vec<u8>) {
+        self.request("BYE", advertise, branch, Vec::new())
+    }
+
+    /// An in-dialog request (§12.2.1.1) with the next local CSeq.
+    pub fn request(
+        &mut self,
+        method: &str,
+        advertise: SocketAddr,
+        branch: &str,
+        headers: Vec<(String, String)>,
+    ) -> (u32, Vec<u8>) {
         self.local_cseq += 1;
         let request = RequestBuilder {
-            method: "BYE".to_owned(),
+            method: method.to_owned(),
             uri: self.remote_target.clone(),
             via: format!(
                 "SIP/2.0/{} {advertise};branch={branch};rport",
@@ -163,7 +204,7 @@ impl Dialog {
             call_id: self.call_id.clone(),
             cseq: self.local_cseq,
             route: self.route_set.clone(),
-            headers: Vec::new(),
+            headers,
             body: Vec::new(),
         };
         (self.local_cseq, request.to_bytes())
@@ -182,7 +223,9 @@ impl Dialog {
             offered,
             self.pending_2xx.as_ref().map(Retransmit::deadline),
             self.bye.as_ref().map(Retransmit::deadline),
+            self.refresh.as_ref().map(Retransmit::deadline),
             self.timer.map(|t| t.expires_at),
+            self.timer.and_then(|t| t.refresh_at),
         ]
         .into_iter()
         .flatten()
@@ -233,13 +276,13 @@ mod tests {
     #[test]
     fn session_timer_margin() {
         let t0 = Instant::now();
+        let uac = SessionTimer::new(t0, 90, Refresher::Uac);
         assert_eq!(
-            SessionTimer::new(t0, 90).expires_at,
-            t0 + Duration::from_secs(60)
+            (uac.expires_at, uac.refresh_at),
+            (t0 + Duration::from_secs(60), None)
         );
-        assert_eq!(
-            SessionTimer::new(t0, 1800).expires_at,
-            t0 + Duration::from_secs(1768)
-        );
+        let uas = SessionTimer::new(t0, 1800, Refresher::Uas);
+        assert_eq!(uas.expires_at, t0 + Duration::from_secs(1768));
+        assert_eq!(uas.refresh_at, Some(t0 + Duration::from_secs(900)));
     }
 }

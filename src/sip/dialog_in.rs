@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::dialog::{CallId, DialogState, Retransmit, SessionTimer};
 use super::endpoint::{ACCEPT, ALLOW, EndReason, Endpoint, Event, SUPPORTED};
+use super::headers::HeaderName;
 use super::info::{InfoError, parse_dtmf};
 use super::message::{Method, Request};
 use super::print::ResponseBuilder;
@@ -156,12 +157,14 @@ impl Endpoint {
             .header("Contact", contact)
             .header("Allow", ALLOW)
             .header("Supported", SUPPORTED);
-        let interval = interval.or(dialog.timer.map(|t| t.interval));
-        if let Some(i) = interval {
-            dialog.timer = Some(SessionTimer::new(now, i));
-            response = response
-                .header("Session-Expires", format!("{i};refresher=uac"))
-                .header("Require", "timer");
+        let interval = interval.or(dialog.timer.map(|t| (t.interval, t.refresher)));
+        if let Some((i, who)) = interval {
+            dialog.timer = Some(SessionTimer::new(now, i, who));
+            response =
+                response.header("Session-Expires", format!("{i};refresher={}", who.as_str()));
+            if r.headers.has_token(&HeaderName::Supported, "timer") {
+                response = response.header("Require", "timer");
+            }
         }
         if let Some(body) = body {
             response = response.body("application/sdp", body);
@@ -284,9 +287,62 @@ impl Endpoint {
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
         };
-        if dialog.timer.is_some_and(|t| now >= t.expires_at) {
-            let reason = (!dialog.hangup_pending).then_some(EndReason::SessionExpired);
-            self.send_bye(now, call, reason);
+        if let Some(r) = dialog.refresh.as_mut() {
+            if now >= r.give_up {
+                // Timer F on our refresh: the peer is gone (RFC 4028 §10).
+                return self.send_bye(now, call, Some(EndReason::SessionExpired));
+            }
+            if let Some(bytes) = r.due(now) {
+                let destination = r.destination;
+                self.transmits.push_back(Transmit {
+                    transport,
+                    destination,
+                    bytes,
+                });
+            }
         }
+        let Some(timer) = dialog.timer else { return };
+        if now >= timer.expires_at {
+            let reason = (!dialog.hangup_pending).then_some(EndReason::SessionExpired);
+            return self.send_bye(now, call, reason);
+        }
+        if timer.refresh_at.is_some_and(|at| now >= at) && dialog.refresh.is_none() {
+            self.send_refresh(now, call);
+        }
+    }
+
+    /// RFC 4028 §7.4: we are the refresher; an UPDATE without a body.
+    fn send_refresh(&mut self, now: Instant, call: CallId) {
+        let branch = format!("z9hG4bK{:016x}", self.random());
+        let (advertise, contact) = (self.config.advertise, self.contact());
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
+        let Some(timer) = dialog.timer.as_mut() else {
+            return;
+        };
+        timer.refresh_at = None;
+        let headers = vec![
+            ("Contact".to_owned(), contact),
+            (
+                "Session-Expires".to_owned(),
+                format!("{};refresher=uas", timer.interval),
+            ),
+            ("Supported".to_owned(), SUPPORTED.to_owned()),
+        ];
+        let (cseq, bytes) = dialog.request("UPDATE", advertise, &branch, headers);
+        let (transport, destination) = (dialog.transport, dialog.peer);
+        dialog.refresh = Some(Retransmit::new(
+            now,
+            bytes.clone(),
+            destination,
+            cseq,
+            transport,
+        ));
+        self.transmits.push_back(Transmit {
+            transport,
+            destination,
+            bytes,
+        });
     }
 }

@@ -178,7 +178,7 @@ impl Endpoint {
             Ok(Parsed {
                 message: Message::Response(response),
                 ..
-            }) => self.on_response(*response),
+            }) => self.on_response(now, *response),
             // §8.2 / RFC 4475: answer a malformed request when we can, statelessly.
             Err(ParseError::Reply {
                 status,
@@ -279,14 +279,13 @@ impl Endpoint {
             .header("Allow", ALLOW)
             .header("Supported", SUPPORTED);
         if let Some(timer) = dialog.timer {
-            // RFC 4028 §9: the UAC refreshes; it said it supports timers.
-            response = response
-                .header(
-                    "Session-Expires",
-                    format!("{};refresher=uac", timer.interval),
-                )
-                .header("Require", "timer");
-            dialog.timer = Some(SessionTimer::new(now, timer.interval));
+            // RFC 4028 §9: echo the interval and who refreshes.
+            let value = format!("{};refresher={}", timer.interval, timer.refresher.as_str());
+            response = response.header("Session-Expires", value);
+            if dialog.peer_has_timer {
+                response = response.header("Require", "timer");
+            }
+            dialog.timer = Some(SessionTimer::new(now, timer.interval, timer.refresher));
         }
         let bytes = response.body("application/sdp", body).to_bytes();
         let destination =
@@ -482,9 +481,10 @@ impl Endpoint {
 
     // ---- responses ------------------------------------------------------
 
-    /// Responses matter only to our BYE (§17.1.2); anything else is stray
-    /// and dropped (RFC 4475 §3.1.1.12, §3.3.10: never answer a response).
-    fn on_response(&mut self, response: Response) {
+    /// Responses matter only to our BYE and refreshing UPDATE (§17.1.2);
+    /// anything else is stray and dropped (RFC 4475 §3.1.1.12, §3.3.10:
+    /// never answer a response).
+    fn on_response(&mut self, now: Instant, response: Response) {
         let Some(tag) = response.from.tag() else {
             return;
         };
@@ -498,15 +498,35 @@ impl Endpoint {
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
         };
-        let is_our_bye = dialog
-            .bye
-            .as_ref()
-            .is_some_and(|b| b.cseq == response.cseq.seq)
-            && response.cseq.method == "BYE";
-        if is_our_bye && response.status >= 200 {
-            dialog.bye = None;
-            dialog.state = DialogState::Terminated;
-            self.remove_dialog(call);
+        let seq = response.cseq.seq;
+        let ours = |r: &Option<Retransmit>| r.as_ref().is_some_and(|r| r.cseq == seq);
+        match (response.cseq.method.as_str(), response.status) {
+            (_, 100..=199) => {}
+            ("BYE", _) if ours(&dialog.bye) => {
+                dialog.bye = None;
+                dialog.state = DialogState::Terminated;
+                self.remove_dialog(call);
+            }
+            // RFC 4028 §7.4: our refresh was accepted; the 2xx may change the interval.
+            ("UPDATE", 200..=299) if ours(&dialog.refresh) => {
+                dialog.refresh = None;
+                let interval = response
+                    .headers
+                    .first(&HeaderName::SessionExpires)
+                    .and_then(|v| v.split(';').next())
+                    .and_then(|v| v.trim().parse::<u32>().ok());
+                if let Some(timer) = dialog.timer {
+                    let interval = interval
+                        .unwrap_or(timer.interval)
+                        .max(self.config.min_session_expires);
+                    dialog.timer = Some(SessionTimer::new(now, interval, timer.refresher));
+                }
+            }
+            // RFC 4028 §10: a refresh that fails ends the session.
+            ("UPDATE", _) if ours(&dialog.refresh) => {
+                self.send_bye(now, call, Some(EndReason::SessionExpired))
+            }
+            _ => {}
         }
     }
 
@@ -607,6 +627,7 @@ impl Endpoint {
         let (cseq, bytes) = dialog.bye(advertise, &branch);
         dialog.pending_2xx = None;
         dialog.timer = None;
+        dialog.refresh = None;
         dialog.state = DialogState::Terminating;
         dialog.bye = Some(Retransmit::new(
             now,

@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::dialog::{CallId, Dialog, DialogState, SessionTimer};
+use super::dialog::{CallId, Dialog, DialogState, Refresher, SessionTimer};
 use super::endpoint::{EndReason, Endpoint, Event};
-use super::headers::HeaderName;
+use super::headers::{HeaderName, find_param};
 use super::message::Request;
 use super::sdp::{self, Negotiated, SdpError, SessionDescription};
 use super::transaction::{ServerTransaction, TransactionKey};
@@ -22,7 +22,7 @@ struct AcceptedInvite {
     called: String,
     dialplan: String,
     offer: Option<(SessionDescription, usize, Negotiated)>,
-    interval: Option<u32>,
+    interval: Option<(u32, Refresher)>,
 }
 
 impl Endpoint {
@@ -75,10 +75,12 @@ impl Endpoint {
                     sdp: None,
                     offer,
                     media: None,
-                    timer: interval.map(|i| SessionTimer::new(now, i)),
+                    timer: interval.map(|(i, who)| SessionTimer::new(now, i, who)),
                     pending_2xx: None,
                     bye: None,
                     hangup_pending: false,
+                    peer_has_timer: r.headers.has_token(&HeaderName::Supported, "timer"),
+                    refresh: None,
                 };
                 self.dialogs.insert(call, dialog);
                 self.by_tag.insert((r.call_id.clone(), local_tag), call);
@@ -177,9 +179,15 @@ impl Endpoint {
         })
     }
 
-    /// RFC 4028 §9 as UAS: 422 below our Min-SE; a session timer only when
-    /// the UAC supports `timer` (it then refreshes). `Ok(None)`: no timer.
-    pub(crate) fn session_interval(&self, r: &Request) -> Result<Option<u32>, Refusal> {
+    /// RFC 4028 §9 as UAS: 422 below our Min-SE. The UAC refreshes when
+    /// it supports `timer`, unless it asks us to (`refresher=uas`); when
+    /// only a proxy asked for a timer, we refresh. We refresh with UPDATE,
+    /// so only a peer whose Allow lists UPDATE gets us as refresher: else
+    /// the UAC keeps the role (or, not supporting timers, no timer at all).
+    pub(crate) fn session_interval(
+        &self,
+        r: &Request,
+    ) -> Result<Option<(u32, Refresher)>, Refusal> {
         let min = self.config.min_session_expires.max(90);
         let bad = || (400, Vec::new());
         let requested = r
@@ -194,11 +202,24 @@ impl Endpoint {
         {
             return Err((422, vec![("Min-SE", min.to_string())]));
         }
-        if !r.headers.has_token(&HeaderName::Supported, "timer") {
-            return Ok(None);
-        }
+        let supports_timer = r.headers.has_token(&HeaderName::Supported, "timer");
+        let allows_update = r.headers.has_token(&HeaderName::Allow, "UPDATE");
+        let asked_uas = requested
+            .as_ref()
+            .and_then(|(_, params)| find_param(params, "refresher").flatten())
+            .is_some_and(|v| v.eq_ignore_ascii_case("uas"));
+        let refresher = match (
+            supports_timer,
+            requested.is_some(),
+            asked_uas && allows_update,
+        ) {
+            (false, false, _) => return Ok(None),
+            (false, true, _) if !allows_update => return Ok(None),
+            (false, true, _) | (true, _, true) => Refresher::Uas,
+            (true, _, false) => Refresher::Uac,
+        };
         let interval = requested.map_or(self.config.session_expires, |(se, _)| se);
-        Ok(Some(interval.max(min).max(their_min)))
+        Ok(Some((interval.max(min).max(their_min), refresher)))
     }
 
     pub(crate) fn on_cancel(&mut self, now: Instant, r: &Request, key: &TransactionKey) {

@@ -698,6 +698,85 @@ fn session_timers() {
     );
 }
 
+/// The peer's response to a request we sent.
+fn reply_to(t: &Transmit, status: u16) -> String {
+    let req = text(t);
+    format!(
+        "SIP/2.0 {status} Whatever\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(&req, "Via").unwrap(),
+        header(&req, "From").unwrap(),
+        header(&req, "To").unwrap(),
+        header(&req, "Call-ID").unwrap(),
+        header(&req, "CSeq").unwrap()
+    )
+}
+
+#[test]
+fn we_refresh_with_update_when_asked_and_end_when_it_fails() {
+    let mut h = Harness::new(config());
+    let extra = "Session-Expires: 90;refresher=uas\r\nSupported: timer\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n";
+    h.send(&invite(extra, SDP));
+    let Some(Event::IncomingCall { call, .. }) = h.take_events().pop() else {
+        panic!()
+    };
+    h.ep.answer(h.now, call, "198.51.100.7:20000".parse().unwrap())
+        .unwrap();
+    let ok = h.drain();
+    assert_eq!(
+        header(&text(&ok[0]), "Session-Expires"),
+        Some("90;refresher=uas")
+    );
+    let tag = to_tag(&ok[0]);
+    h.send(&request("ACK", "a", 1, &tag, "", ""));
+    h.take_events();
+    let sent = h.advance(Duration::from_secs(46));
+    let (at, update) = sent
+        .iter()
+        .find(|(_, t)| text(t).starts_with("UPDATE "))
+        .unwrap();
+    assert_eq!(*at, Duration::from_secs(45));
+    assert_eq!(
+        header(&text(update), "Session-Expires"),
+        Some("90;refresher=uas")
+    );
+    assert!(h.send(&reply_to(update, 200)).is_empty());
+    let sent = h.advance(Duration::from_secs(45));
+    let (at, update) = sent
+        .iter()
+        .find(|(_, t)| text(t).starts_with("UPDATE "))
+        .unwrap();
+    assert_eq!(*at, Duration::from_secs(46 + 45));
+    let out = h.send(&reply_to(update, 481));
+    assert!(text(&out[0]).starts_with("BYE "));
+    assert_eq!(
+        h.take_events(),
+        vec![Event::CallEnded {
+            call,
+            reason: EndReason::SessionExpired
+        }]
+    );
+}
+
+#[test]
+fn no_timer_when_nobody_can_refresh() {
+    // A proxy asked for a timer, the UAC does not know RFC 4028 nor allows UPDATE.
+    let mut h = Harness::new(config());
+    h.send(&invite(
+        "Session-Expires: 1800\r\nAllow: INVITE, ACK, BYE\r\n",
+        SDP,
+    ));
+    let Some(Event::IncomingCall { call, .. }) = h.take_events().pop() else {
+        panic!()
+    };
+    h.ep.answer(h.now, call, "198.51.100.7:20000".parse().unwrap())
+        .unwrap();
+    let ok = text(&h.drain()[0]);
+    assert_eq!(
+        (header(&ok, "Session-Expires"), header(&ok, "Require")),
+        (None, None)
+    );
+}
+
 #[test]
 fn info_dtmf_and_hang_up() {
     let mut h = Harness::new(config());
