@@ -144,6 +144,8 @@ impl SessionTimer {
 pub(crate) struct Dialog {
     pub call: CallId,
     pub call_id: String,
+    /// The INVITE's (Call-ID, From tag, CSeq), for merged requests (§8.2.2.2).
+    pub origin: (String, String, u32),
     pub local_tag: String,
     /// Our From in requests: the INVITE's To with our tag (§12.1.1).
     pub local_uri: String,

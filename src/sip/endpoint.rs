@@ -126,6 +126,9 @@ pub struct Endpoint {
     pub(crate) by_tag: HashMap<(String, String), CallId>,
     /// Initial INVITE transaction → call, for CANCEL (§9.2).
     pub(crate) by_invite: HashMap<TransactionKey, CallId>,
+    /// (Call-ID, From tag, CSeq) of each call's INVITE, for merged
+    /// requests (§8.2.2.2).
+    pub(crate) by_origin: HashMap<(String, String, u32), CallId>,
     pub(crate) recent_invites: VecDeque<Instant>,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
@@ -142,6 +145,7 @@ impl Endpoint {
             dialogs: HashMap::new(),
             by_tag: HashMap::new(),
             by_invite: HashMap::new(),
+            by_origin: HashMap::new(),
             recent_invites: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -650,6 +654,7 @@ impl Endpoint {
         if let Some(d) = self.dialogs.remove(&call) {
             self.by_tag.remove(&(d.call_id, d.local_tag));
             self.by_invite.remove(&d.invite_key);
+            self.by_origin.remove(&d.origin);
         }
     }
 

@@ -34,6 +34,16 @@ impl Endpoint {
         source: SocketAddr,
         key: &TransactionKey,
     ) {
+        // §8.2.2.2: the same INVITE by another path (a fork that looped
+        // back, or a second trunk leg) is a merged request → 482.
+        let origin = (
+            r.call_id.clone(),
+            r.from.tag().unwrap_or_default().to_owned(),
+            r.cseq.seq,
+        );
+        if self.by_origin.contains_key(&origin) {
+            return self.respond(now, key, &r.head, 482, &[]);
+        }
         match self.check_invite(now, r) {
             Err((status, headers)) => self.respond(now, key, &r.head, status, &headers),
             Ok(AcceptedInvite {
@@ -53,6 +63,7 @@ impl Endpoint {
                 let dialog = Dialog {
                     call,
                     call_id: r.call_id.clone(),
+                    origin: origin.clone(),
                     local_uri: format!("{};tag={local_tag}", r.head.to),
                     local_tag: local_tag.clone(),
                     remote_uri: r.head.from.clone(),
@@ -85,6 +96,7 @@ impl Endpoint {
                 self.dialogs.insert(call, dialog);
                 self.by_tag.insert((r.call_id.clone(), local_tag), call);
                 self.by_invite.insert(key.clone(), call);
+                self.by_origin.insert(origin, call);
                 self.recent_invites.push_back(now);
                 // §8.2.6.1 / issue: 100 Trying at once.
                 self.respond(now, key, &r.head, 100, &[]);

@@ -365,6 +365,18 @@ fn retransmitted_2xx_follows_the_via_port_without_rport() {
 }
 
 #[test]
+fn merged_request_gets_482() {
+    let mut h = Harness::new(config());
+    assert_eq!(statuses(&h.send(&invite("", SDP))), vec![100]);
+    // §8.2.2.2: the same INVITE on another branch (a looped fork).
+    assert_eq!(
+        statuses(&h.send(&invite("", SDP).replace("bKinv1", "bKfork"))),
+        vec![482]
+    );
+    assert_eq!(h.take_events().len(), 1, "one call only");
+}
+
+#[test]
 fn lost_ack_ends_with_bye() {
     let mut h = Harness::new(config());
     let (call, _) = answered_call(&mut h, "", SDP);

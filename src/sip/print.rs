@@ -25,6 +25,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         420 => "Bad Extension",
         422 => "Session Interval Too Small",
         481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
         483 => "Too Many Hops",
         486 => "Busy Here",
         487 => "Request Terminated",
