@@ -1,5 +1,6 @@
-//! Interop with sipp (Debian `sip-tester`): its built-in `uac` scenario
-//! against the endpoint on loopback, answered by a stub call layer.
+//! Interop with sipp (Debian `sip-tester`): its built-in `uac` scenario and
+//! the scenarios in `tests/sipp/`, against the endpoint on loopback,
+//! answered by a stub call layer. Skipped (with a note) without sipp.
 #![allow(clippy::unwrap_used)] // test helpers may unwrap (STYLE.md)
 
 use std::process::Stdio;
@@ -7,9 +8,14 @@ use std::time::Duration;
 
 use mensa::runtime::sip::{Command, spawn};
 use mensa::sip::config::EndpointConfig;
-use mensa::sip::endpoint::{Endpoint, Event};
+use mensa::sip::endpoint::{EndReason, Endpoint, Event};
 
-async fn run_sipp(transport: &str) {
+/// Calls to this number ring until cancelled (for the CANCEL scenario).
+const NEVER_ANSWERED: &str = "0240709125";
+
+/// Runs sipp with `args` against a fresh endpoint; returns how each call
+/// ended on our side, or `None` when sipp is not installed.
+async fn run_sipp(args: &[&str]) -> Option<Vec<EndReason>> {
     if std::process::Command::new("sipp")
         .arg("-v")
         .stdout(Stdio::null())
@@ -18,38 +24,37 @@ async fn run_sipp(transport: &str) {
         .is_err()
     {
         eprintln!("sipp not installed: skipped (.ci/run installs sip-tester)");
-        return;
+        return None;
     }
     let config = EndpointConfig::demo("127.0.0.1:5060".parse().unwrap(), 9);
     let mut server = spawn("127.0.0.1:0".parse().unwrap(), Endpoint::new(config))
         .await
         .unwrap();
     let commands = server.commands.clone();
+    let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(event) = server.events.recv().await {
-            if let Event::IncomingCall { call, .. } = event {
-                let _ = commands.send(Command::Answer {
-                    call,
-                    rtp: "127.0.0.1:20000".parse().unwrap(),
-                });
+            match event {
+                Event::IncomingCall { call, called, .. } if called != NEVER_ANSWERED => {
+                    let _ = commands.send(Command::Answer {
+                        call,
+                        rtp: "127.0.0.1:20000".parse().unwrap(),
+                    });
+                }
+                Event::CallEnded { reason, .. } => {
+                    let _ = ended_tx.send(reason);
+                }
+                Event::IncomingCall { .. }
+                | Event::CallEstablished { .. }
+                | Event::MediaChanged { .. }
+                | Event::Dtmf { .. } => {}
             }
         }
     });
     let target = server.local_addr.to_string();
     let output = tokio::process::Command::new("sipp")
-        .args([
-            "-sn",
-            "uac",
-            &target,
-            "-s",
-            "800082653",
-            "-m",
-            "10",
-            "-r",
-            "20",
-            "-t",
-            transport,
-        ])
+        .arg(&target)
+        .args(args)
         .args([
             "-i",
             "127.0.0.1",
@@ -70,7 +75,7 @@ async fn run_sipp(transport: &str) {
         .unwrap();
     assert!(
         output.status.success(),
-        "sipp uac over {transport} failed: {}\n{}",
+        "sipp {args:?} failed: {}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stdout)
             .lines()
@@ -79,14 +84,83 @@ async fn run_sipp(transport: &str) {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    let mut ended = Vec::new();
+    while let Ok(Some(reason)) =
+        tokio::time::timeout(Duration::from_millis(200), ended_rx.recv()).await
+    {
+        ended.push(reason);
+    }
+    Some(ended)
+}
+
+fn scenario(name: &str) -> String {
+    format!("{}/tests/sipp/{name}.xml", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[tokio::test]
 async fn sipp_uac_over_udp() {
-    run_sipp("u1").await;
+    let args = [
+        "-sn",
+        "uac",
+        "-s",
+        "800082653",
+        "-m",
+        "10",
+        "-r",
+        "20",
+        "-t",
+        "u1",
+    ];
+    if let Some(ended) = run_sipp(&args).await {
+        assert_eq!(ended, vec![EndReason::RemoteHangup; 10]);
+    }
 }
 
 #[tokio::test]
 async fn sipp_uac_over_tcp() {
-    run_sipp("t1").await;
+    let args = [
+        "-sn",
+        "uac",
+        "-s",
+        "800082653",
+        "-m",
+        "10",
+        "-r",
+        "20",
+        "-t",
+        "t1",
+    ];
+    if let Some(ended) = run_sipp(&args).await {
+        assert_eq!(ended, vec![EndReason::RemoteHangup; 10]);
+    }
+}
+
+#[tokio::test]
+async fn sipp_options() {
+    let sf = scenario("options");
+    run_sipp(&["-sf", &sf, "-s", "800082653", "-m", "3"]).await;
+}
+
+#[tokio::test]
+async fn sipp_cancel() {
+    let sf = scenario("cancel");
+    if let Some(ended) = run_sipp(&["-sf", &sf, "-s", NEVER_ANSWERED, "-m", "3"]).await {
+        assert_eq!(ended, vec![EndReason::Cancelled; 3]);
+    }
+}
+
+#[tokio::test]
+async fn sipp_lost_ack() {
+    let sf = scenario("lost_ack");
+    if let Some(ended) = run_sipp(&["-sf", &sf, "-s", "800082653", "-m", "2"]).await {
+        assert_eq!(ended, vec![EndReason::RemoteHangup; 2]);
+    }
+}
+
+#[tokio::test]
+async fn sipp_reinvite() {
+    let sf = scenario("reinvite");
+    if let Some(ended) = run_sipp(&["-sf", &sf, "-s", "800082653", "-m", "2"]).await {
+        assert_eq!(ended, vec![EndReason::RemoteHangup; 2]);
+    }
 }
