@@ -522,7 +522,7 @@ impl Endpoint {
                 if let Some(timer) = dialog.timer {
                     let interval = interval
                         .unwrap_or(timer.interval)
-                        .max(self.config.min_session_expires);
+                        .clamp(self.config.min_session_expires.min(86_400), 86_400);
                     dialog.timer = Some(SessionTimer::new(now, interval, timer.refresher));
                 }
             }

@@ -14,6 +14,9 @@ use super::transaction::{ServerTransaction, TransactionKey};
 use super::transport::Transport;
 use super::uri::Uri;
 
+/// The longest session interval we agree to (RFC 4028 sets no bound).
+const MAX_SESSION_EXPIRES: u32 = 86_400;
+
 /// A final status and the headers that go with it.
 pub(crate) type Refusal = (u16, Vec<(&'static str, String)>);
 
@@ -231,7 +234,12 @@ impl Endpoint {
             (true, _, false) => Refresher::Uac,
         };
         let interval = requested.map_or(self.config.session_expires, |(se, _)| se);
-        Ok(Some((interval.max(min).max(their_min), refresher)))
+        // A day at most: a peer's huge value must not become a timer that
+        // never fires (or an Instant that overflows).
+        Ok(Some((
+            interval.max(min).max(their_min).min(MAX_SESSION_EXPIRES),
+            refresher,
+        )))
     }
 
     pub(crate) fn on_cancel(&mut self, now: Instant, r: &Request, key: &TransactionKey) {

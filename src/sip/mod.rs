@@ -3,7 +3,13 @@
 //! feeds bytes and `Instant`s in and sends what comes out.
 //!
 //! - [`uri`], [`headers`], [`message`], [`print`]: our own parser and
-//!   printer (why: `docs/decisions.md`, "SIP message layer").
+//!   printer (why: `docs/decisions.md`, "SIP message layer");
+//! - [`transaction`]: RFC 3261 §17.2 server transactions;
+//! - [`sdp`]: RFC 3264 offer/answer; [`info`]: DTMF in SIP INFO;
+//! - [`endpoint`]: the UAS the runtime drives, with [`dialog`]s.
+//!
+//! The behaviour a trunk sees, and the choices made within the RFCs, are
+//! in `docs/sip.md`.
 
 pub mod config;
 pub mod dialog;
