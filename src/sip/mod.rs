@@ -2,7 +2,7 @@
 //! dialogs, SDP. Nothing here touches a socket or a clock; the runtime
 //! feeds bytes and `Instant`s in and sends what comes out.
 //!
-//! - [`uri`], [`headers`], [`message`], [`print`]: our own parser and
+//! - [`uri`], [`headers`], [`message`], [`print`](mod@print): our own parser and
 //!   printer (why: `docs/decisions.md`, "SIP message layer");
 //! - [`transaction`]: RFC 3261 §17.2 server transactions;
 //! - [`sdp`]: RFC 3264 offer/answer; [`info`]: DTMF in SIP INFO;
