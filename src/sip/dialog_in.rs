@@ -22,7 +22,10 @@ impl Endpoint {
                 .get(&(r.call_id.clone(), tag.to_owned()))
                 .copied()
         });
-        let Some(dialog) = call.and_then(|c| self.dialogs.get_mut(&c)) else {
+        let Some(dialog) = call.and_then(|c| {
+            self.touched.push(c);
+            self.dialogs.get_mut(&c)
+        }) else {
             self.respond(now, key, &r.head, 481, &[]);
             return;
         };
@@ -131,6 +134,7 @@ impl Endpoint {
             }
         };
         let contact = self.contact();
+        self.touched.push(call);
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
         };
@@ -194,7 +198,10 @@ impl Endpoint {
                 .get(&(r.call_id.clone(), tag.to_owned()))
                 .copied()
         });
-        let Some(dialog) = call.and_then(|c| self.dialogs.get_mut(&c)) else {
+        let Some(dialog) = call.and_then(|c| {
+            self.touched.push(c);
+            self.dialogs.get_mut(&c)
+        }) else {
             return;
         };
         let call = dialog.call;
@@ -243,6 +250,7 @@ impl Endpoint {
     /// Dialog deadlines: answer timeout, 2xx retransmission (§13.3.1.4),
     /// BYE Timers E/F (§17.1.2.2), session expiry (RFC 4028 §10).
     pub(crate) fn dialog_timeout(&mut self, now: Instant, call: CallId) {
+        self.touched.push(call);
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
         };
@@ -267,6 +275,7 @@ impl Endpoint {
                 });
             }
         }
+        self.touched.push(call);
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
         };
@@ -284,6 +293,7 @@ impl Endpoint {
                 });
             }
         }
+        self.touched.push(call);
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
         };
@@ -315,6 +325,7 @@ impl Endpoint {
     fn send_refresh(&mut self, now: Instant, call: CallId) {
         let branch = format!("z9hG4bK{:016x}", self.random());
         let (advertise, contact) = (self.config.advertise, self.contact());
+        self.touched.push(call);
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
         };

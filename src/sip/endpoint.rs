@@ -20,7 +20,8 @@
 //! goes backwards; an early `handle_timeout` is harmless. Nothing a peer
 //! sends panics or grows state without a timer that removes it.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -113,6 +114,14 @@ pub enum CommandError {
     BadStatus,
 }
 
+/// What a timer entry points at. Entries are hints: the object's own
+/// `poll_timeout` decides, so stale entries only cause an early wake-up.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerRef {
+    Transaction(TransactionKey),
+    Dialog(CallId),
+}
+
 /// The sans-IO SIP endpoint. See the module doc for the contract.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -132,6 +141,11 @@ pub struct Endpoint {
     pub(crate) recent_invites: VecDeque<Instant>,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
+    /// Deadlines of transactions and dialogs, earliest first, so that a
+    /// timeout costs O(log n) and not a scan of every call.
+    timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    /// Dialogs changed since the last reschedule.
+    pub(crate) touched: Vec<CallId>,
 }
 
 impl Endpoint {
@@ -149,6 +163,8 @@ impl Endpoint {
             recent_invites: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            touched: Vec::new(),
         }
     }
 
@@ -163,6 +179,11 @@ impl Endpoint {
     }
 
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
+        self.handle_datagram(now, input);
+        self.reschedule_dialogs();
+    }
+
+    fn handle_datagram(&mut self, now: Instant, input: Input<'_>) {
         let Input::Datagram {
             transport,
             source,
@@ -214,27 +235,42 @@ impl Endpoint {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let keys: Vec<TransactionKey> = self
-            .transactions
-            .iter()
-            .filter(|(_, t)| t.poll_timeout().is_some_and(|at| at <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
-            if let Some(tx) = self.transactions.get_mut(&key) {
-                tx.handle_timeout(now);
+        let mut due = Vec::new();
+        while self
+            .timers
+            .peek()
+            .is_some_and(|Reverse((at, _))| *at <= now)
+        {
+            if let Some(Reverse((_, timer))) = self.timers.pop() {
+                due.push(timer);
             }
-            self.drain_transaction(&key);
         }
-        let calls: Vec<CallId> = self
-            .dialogs
-            .iter()
-            .filter(|(_, d)| d.poll_timeout().is_some_and(|at| at <= now))
-            .map(|(c, _)| *c)
-            .collect();
-        for call in calls {
-            self.dialog_timeout(now, call);
+        due.sort();
+        due.dedup();
+        for timer in due {
+            match timer {
+                TimerRef::Transaction(key) => {
+                    if let Some(tx) = self.transactions.get_mut(&key)
+                        && tx.poll_timeout().is_some_and(|at| at <= now)
+                    {
+                        tx.handle_timeout(now);
+                    }
+                    self.drain_transaction(&key);
+                }
+                TimerRef::Dialog(call) => {
+                    if self
+                        .dialogs
+                        .get(&call)
+                        .and_then(Dialog::poll_timeout)
+                        .is_some_and(|at| at <= now)
+                    {
+                        self.dialog_timeout(now, call);
+                    }
+                    self.touched.push(call);
+                }
+            }
         }
+        self.reschedule_dialogs();
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -246,17 +282,24 @@ impl Endpoint {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let tx = self
-            .transactions
-            .values()
-            .filter_map(ServerTransaction::poll_timeout);
-        let dialogs = self.dialogs.values().filter_map(Dialog::poll_timeout);
-        tx.chain(dialogs).min()
+        self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Answers an offered call with `200 OK`: SDP answer (or our offer, for
     /// a late offer) with our RTP address `rtp` as the runtime chose it.
     pub fn answer(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        rtp: SocketAddr,
+    ) -> Result<(), CommandError> {
+        let result = self.answer_call(now, call, rtp);
+        self.touched.push(call);
+        self.reschedule_dialogs();
+        result
+    }
+
+    fn answer_call(
         &mut self,
         now: Instant,
         call: CallId,
@@ -310,6 +353,13 @@ impl Endpoint {
 
     /// Refuses an offered call with a final status (300-699).
     pub fn reject(&mut self, now: Instant, call: CallId, status: u16) -> Result<(), CommandError> {
+        let result = self.reject_call(now, call, status);
+        self.touched.push(call);
+        self.reschedule_dialogs();
+        result
+    }
+
+    fn reject_call(&mut self, now: Instant, call: CallId, status: u16) -> Result<(), CommandError> {
         if !(300..=699).contains(&status) {
             return Err(CommandError::BadStatus);
         }
@@ -324,6 +374,13 @@ impl Endpoint {
     /// Ends a call from our side: BYE once confirmed (§15.1.1), or 480
     /// before the answer. Before the ACK, the BYE waits for it (§15).
     pub fn hang_up(&mut self, now: Instant, call: CallId) -> Result<(), CommandError> {
+        let result = self.hang_up_call(now, call);
+        self.touched.push(call);
+        self.reschedule_dialogs();
+        result
+    }
+
+    fn hang_up_call(&mut self, now: Instant, call: CallId) -> Result<(), CommandError> {
         let state = self
             .dialogs
             .get(&call)
@@ -499,6 +556,7 @@ impl Endpoint {
         else {
             return;
         };
+        self.touched.push(call);
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
         };
@@ -590,9 +648,13 @@ impl Endpoint {
                 TransactionEvent::Terminated => over = true,
             }
         }
+        let next = tx.poll_timeout();
         if over {
             self.transactions.remove(key);
             self.by_invite.remove(key);
+        } else if let Some(at) = next {
+            self.timers
+                .push(Reverse((at, TimerRef::Transaction(key.clone()))));
         }
     }
 
@@ -604,6 +666,7 @@ impl Endpoint {
         status: u16,
         reason: EndReason,
     ) {
+        self.touched.push(call);
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
         };
@@ -625,6 +688,7 @@ impl Endpoint {
     pub(crate) fn send_bye(&mut self, now: Instant, call: CallId, reason: Option<EndReason>) {
         let branch = format!("z9hG4bK{:016x}", self.random());
         let advertise = self.config.advertise;
+        self.touched.push(call);
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
         };
@@ -648,6 +712,36 @@ impl Endpoint {
         if let Some(reason) = reason {
             self.events.push_back(Event::CallEnded { call, reason });
         }
+    }
+
+    /// A dialog to change; its deadline is rescheduled after the input.
+    /// Test invariant: every pending deadline has a timer entry at or before it.
+    #[cfg(test)]
+    pub(crate) fn timers_cover_all_deadlines(&self) -> bool {
+        let covered = |at: Instant, r: &TimerRef| {
+            self.timers.iter().any(|Reverse((t, x))| x == r && *t <= at)
+        };
+        let tx_ok = self.transactions.iter().all(|(k, t)| {
+            t.poll_timeout()
+                .is_none_or(|at| covered(at, &TimerRef::Transaction(k.clone())))
+        });
+        let dialogs_ok = self.dialogs.iter().all(|(c, d)| {
+            d.poll_timeout()
+                .is_none_or(|at| covered(at, &TimerRef::Dialog(*c)))
+        });
+        tx_ok && dialogs_ok
+    }
+
+    fn reschedule_dialogs(&mut self) {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort();
+        touched.dedup();
+        for call in touched.drain(..) {
+            if let Some(at) = self.dialogs.get(&call).and_then(Dialog::poll_timeout) {
+                self.timers.push(Reverse((at, TimerRef::Dialog(call))));
+            }
+        }
+        self.touched = touched;
     }
 
     pub(crate) fn remove_dialog(&mut self, call: CallId) {

@@ -97,6 +97,7 @@ impl Endpoint {
                     refresh: None,
                 };
                 self.dialogs.insert(call, dialog);
+                self.touched.push(call);
                 self.by_tag.insert((r.call_id.clone(), local_tag), call);
                 self.by_invite.insert(key.clone(), call);
                 self.by_origin.insert(origin, call);

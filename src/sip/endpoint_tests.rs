@@ -40,6 +40,10 @@ impl Harness {
     }
 
     fn drain(&mut self) -> Vec<Transmit> {
+        assert!(
+            self.ep.timers_cover_all_deadlines(),
+            "a deadline without a timer entry"
+        );
         self.events
             .extend(std::iter::from_fn(|| self.ep.poll_event()));
         std::iter::from_fn(|| self.ep.poll_transmit()).collect()

@@ -34,7 +34,7 @@ pub const T2: Duration = Duration::from_secs(4);
 pub const T4: Duration = Duration::from_secs(5);
 
 /// How a request is matched to a server transaction (§17.2.3).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TransactionKey {
     /// RFC 3261 branch (with the magic cookie), sent-by and method, ACK
     /// counted as INVITE.
