@@ -26,7 +26,9 @@ async fn run_sipp(args: &[&str]) -> Option<Vec<EndReason>> {
         eprintln!("sipp not installed: skipped (.ci/run installs sip-tester)");
         return None;
     }
-    let config = EndpointConfig::demo("127.0.0.1:5060".parse().unwrap(), 9);
+    let mut config = EndpointConfig::demo("127.0.0.1:5060".parse().unwrap(), 9);
+    config.max_calls_per_second = 10_000;
+    config.max_concurrent_calls = 10_000;
     let mut server = spawn("127.0.0.1:0".parse().unwrap(), Endpoint::new(config))
         .await
         .unwrap();
@@ -69,7 +71,7 @@ async fn run_sipp(args: &[&str]) -> Option<Vec<EndReason>> {
         ])
         .current_dir(std::env::temp_dir())
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(30), output)
+    let output = tokio::time::timeout(Duration::from_secs(90), output)
         .await
         .expect("sipp in time")
         .unwrap();
@@ -162,5 +164,37 @@ async fn sipp_reinvite() {
     let sf = scenario("reinvite");
     if let Some(ended) = run_sipp(&["-sf", &sf, "-s", "800082653", "-m", "2"]).await {
         assert_eq!(ended, vec![EndReason::RemoteHangup; 2]);
+    }
+}
+
+/// Load figure for docs/benchmarks.md, not a pass/fail test: run with
+/// `cargo test --release --test sip_sipp -- --ignored --nocapture sipp_load`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run by hand"]
+async fn sipp_load() {
+    let rate = std::env::var("SIPP_RATE").unwrap_or_else(|_| "1000".into());
+    let calls = std::env::var("SIPP_CALLS").unwrap_or_else(|_| "20000".into());
+    let args = [
+        "-sn",
+        "uac",
+        "-s",
+        "800082653",
+        "-m",
+        &calls,
+        "-r",
+        &rate,
+        "-t",
+        "u1",
+        "-max_socket",
+        "1",
+    ];
+    let started = std::time::Instant::now();
+    if let Some(ended) = run_sipp(&args).await {
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{} calls at -r {rate}: {secs:.1} s, {:.0} calls/s",
+            ended.len(),
+            ended.len() as f64 / secs
+        );
     }
 }
