@@ -133,7 +133,10 @@ impl Endpoint {
                 Err(_) => return self.respond(now, key, &r.head, 488, &[]),
             }
         };
-        let contact = self.contact();
+        let Some(transport) = self.dialogs.get(&call).map(|d| d.transport) else {
+            return;
+        };
+        let contact = self.contact(transport);
         self.touched.push(call);
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
@@ -324,7 +327,10 @@ impl Endpoint {
     /// RFC 4028 §7.4: we are the refresher; an UPDATE without a body.
     fn send_refresh(&mut self, now: Instant, call: CallId) {
         let branch = format!("z9hG4bK{:016x}", self.random());
-        let (advertise, contact) = (self.config.advertise, self.contact());
+        let Some(transport) = self.dialogs.get(&call).map(|d| d.transport) else {
+            return;
+        };
+        let (advertise, contact) = (self.config.advertise, self.contact(transport));
         self.touched.push(call);
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;

@@ -286,7 +286,8 @@ impl Endpoint {
     }
 
     /// Answers an offered call with `200 OK`: SDP answer (or our offer, for
-    /// a late offer) with our RTP address `rtp` as the runtime chose it.
+    /// a late offer) with our RTP address `rtp` as the runtime chose it
+    /// (the IP as the peer must reach it, never `0.0.0.0`).
     pub fn answer(
         &mut self,
         now: Instant,
@@ -305,8 +306,13 @@ impl Endpoint {
         call: CallId,
         rtp: SocketAddr,
     ) -> Result<(), CommandError> {
-        let session_id = self.random() >> 1 & 0xFFFF_FFFF;
-        let contact = self.contact();
+        let session_id = (self.random() >> 1) & 0xFFFF_FFFF;
+        let transport = self
+            .dialogs
+            .get(&call)
+            .ok_or(CommandError::UnknownCall)?
+            .transport;
+        let contact = self.contact(transport);
         let dialog = self
             .dialogs
             .get_mut(&call)
@@ -598,8 +604,13 @@ impl Endpoint {
         self.dialogs.len() >= self.config.max_concurrent_calls
     }
 
-    pub(crate) fn contact(&self) -> String {
-        format!("<sip:{}>", self.config.advertise)
+    /// Our Contact for a dialog on `transport` (§8.1.1.8): over TCP the
+    /// peer must come back over TCP, so say so.
+    pub(crate) fn contact(&self, transport: Transport) -> String {
+        match transport {
+            Transport::Udp => format!("<sip:{}>", self.config.advertise),
+            Transport::Tcp => format!("<sip:{};transport=tcp>", self.config.advertise),
+        }
     }
 
     /// Sends a response on the request's transaction (§17.2).

@@ -381,6 +381,42 @@ fn merged_request_gets_482() {
 }
 
 #[test]
+fn contact_says_tcp_on_tcp() {
+    let mut h = Harness::new(config());
+    let source = PEER.parse().unwrap();
+    let bytes = invite("", SDP)
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+        .into_bytes();
+    h.ep.handle_input(
+        h.now,
+        Input::Datagram {
+            transport: Transport::Tcp,
+            source,
+            bytes: &bytes,
+        },
+    );
+    assert_eq!(statuses(&h.drain()), vec![100]);
+    let Some(Event::IncomingCall { call, .. }) = h.take_events().pop() else {
+        panic!()
+    };
+    h.ep.answer(h.now, call, "198.51.100.7:20000".parse().unwrap())
+        .unwrap();
+    let ok = h.drain();
+    assert_eq!(
+        header(&text(&ok[0]), "Contact"),
+        Some("<sip:198.51.100.7:5060;transport=tcp>")
+    );
+    assert_eq!(
+        (ok[0].transport, ok[0].destination),
+        (Transport::Tcp, source)
+    );
+    assert!(
+        h.advance(Duration::from_secs(5)).is_empty(),
+        "no 2xx retransmission over TCP"
+    );
+}
+
+#[test]
 fn lost_ack_ends_with_bye() {
     let mut h = Harness::new(config());
     let (call, _) = answered_call(&mut h, "", SDP);
