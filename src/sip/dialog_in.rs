@@ -114,24 +114,24 @@ impl Endpoint {
             Ok(i) => i,
             Err((status, headers)) => return self.respond(now, key, &r.head, status, &headers),
         };
-        let offer = if r.body.is_empty() {
-            None
-        } else if r.content_type().as_deref() != Some("application/sdp") {
-            return self.respond(
-                now,
-                key,
-                &r.head,
-                415,
-                &[("Accept", "application/sdp".to_owned())],
-            );
-        } else {
-            match SessionDescription::parse(&r.body)
+        let offer = match r.sdp_body() {
+            Err(_) => {
+                return self.respond(
+                    now,
+                    key,
+                    &r.head,
+                    415,
+                    &[("Accept", "application/sdp".to_owned())],
+                );
+            }
+            Ok(None) => None,
+            Ok(Some(body)) => match SessionDescription::parse(body)
                 .and_then(|sd| sdp::negotiate(&sd).map(|(i, n)| (sd, i, n)))
             {
                 Ok(o) => Some(o),
                 // RFC 3264 §5/§8: a refused offer leaves the session as it was.
                 Err(_) => return self.respond(now, key, &r.head, 488, &[]),
-            }
+            },
         };
         let Some(transport) = self.dialogs.get(&call).map(|d| d.transport) else {
             return;
@@ -218,9 +218,11 @@ impl Endpoint {
         dialog.pending_2xx = None;
         let media = match &dialog.offer {
             Some(_) => dialog.media,
-            None => SessionDescription::parse(&r.body)
-                .and_then(|sd| sdp::negotiate_answer(&sd))
-                .ok(),
+            None => r.sdp_body().ok().flatten().and_then(|body| {
+                SessionDescription::parse(body)
+                    .and_then(|sd| sdp::negotiate_answer(&sd))
+                    .ok()
+            }),
         };
         if dialog.hangup_pending {
             return self.send_bye(now, call, None);

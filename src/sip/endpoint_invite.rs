@@ -123,10 +123,9 @@ impl Endpoint {
     /// The reasons to refuse an INVITE, in the order a trunk expects them.
     fn check_invite(&mut self, now: Instant, r: &Request) -> Result<AcceptedInvite, Refusal> {
         // §8.2.3: a body we cannot read → 415 with what we accept.
-        let content_type = r.content_type();
-        if !r.body.is_empty() && content_type.as_deref() != Some("application/sdp") {
+        let Ok(sdp_body) = r.sdp_body() else {
             return Err((415, vec![("Accept", "application/sdp".to_owned())]));
-        }
+        };
         // §8.2.3 / RFC 4475 §3.3.15: the answer's type must be acceptable.
         let accepts = r.headers.all(&HeaderName::Accept).next().is_none()
             || r.headers.list(&HeaderName::Accept).any(|a| {
@@ -169,10 +168,8 @@ impl Endpoint {
             return Err((404, Vec::new()));
         };
         let interval = self.session_interval(r)?;
-        let offer = if r.body.is_empty() {
-            None
-        } else {
-            let parsed = SessionDescription::parse(&r.body)
+        let offer = if let Some(body) = sdp_body {
+            let parsed = SessionDescription::parse(body)
                 .and_then(|sd| sdp::negotiate(&sd).map(|(i, n)| (sd, i, n)));
             match parsed {
                 Ok(o) => Some(o),
@@ -186,6 +183,8 @@ impl Endpoint {
                     ));
                 }
             }
+        } else {
+            None
         };
         Ok(AcceptedInvite {
             called,

@@ -593,6 +593,32 @@ fn access_routes_and_limits() {
 }
 
 #[test]
+fn sip_i_multipart_offer_is_read() {
+    let mut h = Harness::new(config());
+    let body = format!(
+        "--unique-boundary-1\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n\
+         --unique-boundary-1\r\nContent-Type: application/ISUP;version=itu-t92+\r\n\
+         Content-Disposition: signal;handling=optional\r\n\r\n\x01\x00\x49\x00\r\n--unique-boundary-1--\r\n"
+    );
+    let msg = invite("", &body).replacen(
+        "Content-Type: application/sdp",
+        "Content-Type: multipart/mixed;boundary=unique-boundary-1\r\nMIME-Version: 1.0",
+        1,
+    );
+    assert_eq!(statuses(&h.send(&msg)), vec![100]);
+    let events = h.take_events();
+    assert!(
+        matches!(events.as_slice(), [Event::IncomingCall { media: Some(m), .. }] if m.codec_payload_type == 8),
+        "{events:?}"
+    );
+    let no_sdp = msg
+        .replace("application/sdp\r\n\r\nv=0", "application/xyz\r\n\r\nv=0")
+        .replace("bKinv1", "bKnosdp")
+        .replace("c1@", "c2@");
+    assert_eq!(statuses(&h.send(&no_sdp)), vec![415]);
+}
+
+#[test]
 fn offer_problems() {
     let mut h = Harness::new(config());
     let g729 = SDP.replace("RTP/AVP 8 0 101", "RTP/AVP 18");

@@ -202,6 +202,11 @@ pub enum ParseError {
     Drop(&'static str),
 }
 
+/// A body that carries no SDP we can find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the body has no application/sdp")]
+pub struct NoSdp;
+
 /// Parses one message from the start of `bytes`.
 pub fn parse(bytes: &[u8], framing: Framing) -> Result<Parsed, ParseError> {
     // §7.5: empty lines before the start line are ignored (keep-alives).
@@ -510,6 +515,24 @@ impl Request {
         )
     }
 
+    /// The SDP in the body: the whole body when `application/sdp`, or the
+    /// `application/sdp` part of a `multipart/mixed` body (RFC 5621; SIP-I
+    /// trunks send SDP with ISUP this way). `Ok(None)`: no body.
+    /// `Err(NoSdp)`: a body with no SDP in it (the UAS answers 415).
+    pub fn sdp_body(&self) -> Result<Option<&[u8]>, NoSdp> {
+        if self.body.is_empty() {
+            return Ok(None);
+        }
+        let Some(full) = self.headers.first(&HeaderName::ContentType) else {
+            return Err(NoSdp);
+        };
+        match self.content_type().as_deref() {
+            Some("application/sdp") => Ok(Some(&self.body)),
+            Some("multipart/mixed") => multipart_sdp(full, &self.body).map(Some).ok_or(NoSdp),
+            Some(_) | None => Err(NoSdp),
+        }
+    }
+
     /// The first Contact's URI (RFC 3261 §12.1.1 remote target).
     pub fn contact(&self) -> Option<Uri> {
         let first = self.headers.list(&HeaderName::Contact).next()?;
@@ -533,6 +556,42 @@ impl Request {
         let params = super::headers::parse_params(&v[cut..])?;
         Ok(Some((secs, params)))
     }
+}
+
+/// RFC 2046 §5.1.1: the first `application/sdp` part of a multipart body.
+fn multipart_sdp<'a>(content_type: &str, body: &'a [u8]) -> Option<&'a [u8]> {
+    let params = content_type.find(';').map_or("", |i| &content_type[i..]);
+    let params = super::headers::parse_params(params).ok()?;
+    let boundary = super::headers::find_param(&params, "boundary").flatten()?;
+    let delimiter = format!("--{}", boundary.trim_matches('"'));
+    let mut rest = body;
+    while let Some(start) = find(rest, delimiter.as_bytes()) {
+        rest = &rest[start + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            return None; // the closing delimiter
+        }
+        let end = find(rest, delimiter.as_bytes()).unwrap_or(rest.len());
+        let part = &rest[..end];
+        let (head_end, body_start) = match find(part, b"\r\n\r\n") {
+            Some(i) => (i, i + 4),
+            None => continue,
+        };
+        let head = String::from_utf8_lossy(&part[..head_end]).to_ascii_lowercase();
+        let is_sdp = head.lines().any(|l| {
+            l.split_once(':').is_some_and(|(n, v)| {
+                n.trim() == "content-type"
+                    && v.split(';')
+                        .next()
+                        .is_some_and(|t| t.trim() == "application/sdp")
+            })
+        });
+        if is_sdp {
+            // The CRLF before the next delimiter belongs to the delimiter.
+            let sdp = &part[body_start..];
+            return Some(sdp.strip_suffix(b"\r\n").unwrap_or(sdp));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

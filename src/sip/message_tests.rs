@@ -193,6 +193,21 @@ fn content_length_framing() {
 }
 
 #[test]
+fn sdp_in_the_body() {
+    assert_eq!(
+        request("mpart01").0.sdp_body(),
+        Err(NoSdp),
+        "multipart without SDP"
+    );
+    assert_eq!(request("invut").0.sdp_body(), Err(NoSdp));
+    assert_eq!(
+        request("esc01").0.sdp_body().unwrap().map(<[u8]>::len),
+        Some(150)
+    );
+    assert_eq!(request("zeromf").0.sdp_body(), Ok(None));
+}
+
+#[test]
 fn stream_framing_waits_and_splits() {
     let msg = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nf: <sip:x@y>;tag=1\r\nt: <sip:a@b>\r\ni: c\r\nCSeq: 1 OPTIONS\r\nl: 4\r\n\r\nbody";
     for cut in 0..msg.len() {
