@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::dialog::{CallId, Dialog, DialogState, Refresher, SessionTimer};
 use super::endpoint::{EndReason, Endpoint, Event};
-use super::headers::{HeaderName, find_param};
+use super::headers::{HeaderName, NameAddr, find_param};
 use super::message::Request;
 use super::sdp::{self, Negotiated, SdpError, SessionDescription};
 use super::transaction::{ServerTransaction, TransactionKey};
@@ -104,10 +104,16 @@ impl Endpoint {
                 self.recent_invites.push_back(now);
                 // §8.2.6.1 / issue: 100 Trying at once.
                 self.respond(now, key, &r.head, 100, &[]);
-                let caller = r
-                    .from
-                    .uri
-                    .number()
+                // RFC 3325: a trunk puts the network-asserted caller in
+                // P-Asserted-Identity (From may say "anonymous"); only
+                // allowed sources get here, so it is trusted.
+                let asserted = r
+                    .headers
+                    .list(&HeaderName::Other("P-Asserted-Identity".to_owned()))
+                    .filter_map(|v| NameAddr::parse(v).ok())
+                    .find_map(|n| n.uri.number());
+                let caller = asserted
+                    .or_else(|| r.from.uri.number())
                     .or_else(|| r.from.uri.as_sip().and_then(|u| u.user.clone()));
                 self.events.push_back(Event::IncomingCall {
                     call,

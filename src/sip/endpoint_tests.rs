@@ -369,6 +369,24 @@ fn retransmitted_2xx_follows_the_via_port_without_rport() {
 }
 
 #[test]
+fn caller_from_p_asserted_identity() {
+    let mut h = Harness::new(config());
+    let anonymous = invite("p-asserted-identity: <tel:+393339876543>\r\n", SDP)
+        .replace(
+            "\"Mamma\" <sip:3331234567@",
+            "\"Anonymous\" <sip:anonymous@",
+        )
+        .replace("bKinv1", "bKanon")
+        .replace("c1@", "anon@");
+    h.send(&anonymous);
+    let events = h.take_events();
+    assert!(
+        matches!(events.as_slice(), [Event::IncomingCall { caller: Some(c), .. }] if c == "+393339876543"),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn merged_request_gets_482() {
     let mut h = Harness::new(config());
     assert_eq!(statuses(&h.send(&invite("", SDP))), vec![100]);

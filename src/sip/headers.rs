@@ -66,6 +66,15 @@ impl HeaderName {
         H::Other(name.to_owned())
     }
 
+    /// Same header? Names outside the table compare case-insensitively
+    /// (RFC 3261 §7.3.1), like those in it.
+    pub fn matches(&self, other: &HeaderName) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => a == b,
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             HeaderName::Accept => "Accept",

@@ -95,14 +95,14 @@ impl Headers {
     pub fn all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
         self.0
             .iter()
-            .filter(move |h| &h.name == name)
+            .filter(move |h| h.name.matches(name))
             .map(|h| h.value.as_str())
     }
 
     pub fn first(&self, name: &HeaderName) -> Option<&str> {
         self.0
             .iter()
-            .find(|h| &h.name == name)
+            .find(|h| h.name.matches(name))
             .map(|h| h.value.as_str())
     }
 
