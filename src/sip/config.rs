@@ -121,9 +121,156 @@ impl EndpointConfig {
     }
 }
 
+/// The `[sip]` table of the TOML config file, as written by an operator;
+/// every field has the demo default. Flags override it in the runtime.
+///
+/// ```toml
+/// [sip]
+/// listen = "0.0.0.0:5060"            # UDP and TCP
+/// advertise = "203.0.113.10:5060"    # Contact and SDP address
+/// rtp_ports = "20000-29999"
+/// allowed = ["192.0.2.0/24", "127.0.0.1"]
+/// unauthorized = "forbid"            # or "drop"
+/// max_concurrent_calls = 1000
+/// max_calls_per_second = 200
+/// min_session_expires = 90
+/// session_expires = 1800
+/// [sip.routes]
+/// "800082653" = "default"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipSettings {
+    pub listen: SocketAddr,
+    pub advertise: Option<SocketAddr>,
+    pub rtp_ports: String,
+    pub allowed: Vec<String>,
+    pub unauthorized: String,
+    pub routes: HashMap<String, String>,
+    pub default_route: Option<String>,
+    pub max_concurrent_calls: usize,
+    pub max_calls_per_second: u32,
+    pub min_session_expires: u32,
+    pub session_expires: u32,
+    pub answer_timeout_secs: u64,
+}
+
+impl Default for SipSettings {
+    fn default() -> SipSettings {
+        let demo = EndpointConfig::demo(SocketAddr::from(([127, 0, 0, 1], 5060)), 0);
+        SipSettings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            advertise: None,
+            rtp_ports: "20000-29999".to_owned(),
+            allowed: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
+            unauthorized: "forbid".to_owned(),
+            routes: demo.routes,
+            default_route: None,
+            max_concurrent_calls: demo.max_concurrent_calls,
+            max_calls_per_second: demo.max_calls_per_second,
+            min_session_expires: demo.min_session_expires,
+            session_expires: demo.session_expires,
+            answer_timeout_secs: demo.answer_timeout.as_secs(),
+        }
+    }
+}
+
+/// A config value an operator got wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("sip.allowed: {0:?} is not ADDR[/PREFIX]")]
+    AllowedNet(String),
+    #[error("sip.unauthorized must be \"forbid\" or \"drop\", not {0:?}")]
+    Unauthorized(String),
+    #[error("sip.rtp_ports must be LOW-HIGH with even LOW < HIGH, not {0:?}")]
+    RtpPorts(String),
+    #[error("sip.min_session_expires must be at least 90 (RFC 4028) and at most session_expires")]
+    SessionExpires,
+}
+
+impl SipSettings {
+    /// The RTP port range, `LOW-HIGH` (RTP on even ports, RFC 3550 §11).
+    pub fn rtp_port_range(&self) -> Result<(u16, u16), ConfigError> {
+        let bad = || ConfigError::RtpPorts(self.rtp_ports.clone());
+        let (low, high) = self.rtp_ports.split_once('-').ok_or_else(bad)?;
+        let low: u16 = low.trim().parse().map_err(|_| bad())?;
+        let high: u16 = high.trim().parse().map_err(|_| bad())?;
+        if low >= high || !low.is_multiple_of(2) {
+            return Err(bad());
+        }
+        Ok((low, high))
+    }
+
+    /// The endpoint's config; `advertise` defaults to `listen` when that
+    /// is a concrete address (the runtime must set it when listening on
+    /// 0.0.0.0). `seed`: OS randomness.
+    pub fn endpoint_config(&self, seed: u64) -> Result<EndpointConfig, ConfigError> {
+        let allowed = self
+            .allowed
+            .iter()
+            .map(|s| AllowedNet::parse(s).ok_or_else(|| ConfigError::AllowedNet(s.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let unauthorized = match self.unauthorized.as_str() {
+            "forbid" => Unauthorized::Forbid,
+            "drop" => Unauthorized::Drop,
+            other => return Err(ConfigError::Unauthorized(other.to_owned())),
+        };
+        if self.min_session_expires < 90 || self.min_session_expires > self.session_expires {
+            return Err(ConfigError::SessionExpires);
+        }
+        self.rtp_port_range()?;
+        Ok(EndpointConfig {
+            advertise: self.advertise.unwrap_or(self.listen),
+            allowed,
+            unauthorized,
+            routes: self.routes.clone(),
+            default_route: self.default_route.clone(),
+            max_concurrent_calls: self.max_concurrent_calls,
+            max_calls_per_second: self.max_calls_per_second,
+            min_session_expires: self.min_session_expires,
+            session_expires: self.session_expires,
+            answer_timeout: Duration::from_secs(self.answer_timeout_secs),
+            seed,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_from_toml() {
+        #[derive(serde::Deserialize)]
+        struct File {
+            sip: SipSettings,
+        }
+        let text = r#"
+            [sip]
+            advertise = "203.0.113.10:5060"
+            allowed = ["192.0.2.0/24"]
+            unauthorized = "drop"
+            [sip.routes]
+            "0240709125" = "scuole"
+        "#;
+        let file: File = toml::from_str(text).unwrap();
+        let c = file.sip.endpoint_config(1).unwrap();
+        assert_eq!(c.advertise, "203.0.113.10:5060".parse().unwrap());
+        assert_eq!(
+            (c.unauthorized, c.route("0240709125"), c.route("800082653")),
+            (Unauthorized::Drop, Some("scuole"), None)
+        );
+        assert_eq!(file.sip.rtp_port_range(), Ok((20000, 29999)));
+        let defaults = SipSettings::default().endpoint_config(1).unwrap();
+        assert_eq!(defaults.route("800082653"), Some("default"));
+        assert!(defaults.is_allowed("127.0.0.1".parse().unwrap()));
+        let bad: Result<File, _> = toml::from_str("[sip]\nallowed = [\"10.0.0.0/99\"]");
+        assert_eq!(
+            bad.unwrap().sip.endpoint_config(1),
+            Err(ConfigError::AllowedNet("10.0.0.0/99".into()))
+        );
+        assert!(toml::from_str::<File>("[sip]\nlisten_typo = 1").is_err());
+    }
 
     #[test]
     fn networks() {
