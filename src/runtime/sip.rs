@@ -41,6 +41,8 @@ pub enum Command {
     },
     /// Graceful shutdown on (SIGTERM) or off.
     Drain(bool),
+    /// The shutdown grace period is over: end every call.
+    HangUpAll,
 }
 
 /// A running SIP endpoint: send commands, receive events.
@@ -116,6 +118,7 @@ async fn drive(
                     Command::Reject { call, status } => endpoint.reject(now, call, status),
                     Command::HangUp { call } => endpoint.hang_up(now, call),
                     Command::Drain(on) => { endpoint.set_draining(on); Ok(()) }
+                    Command::HangUpAll => { endpoint.hang_up_all(now); Ok(()) }
                 };
                 if let Err(e) = result {
                     tracing::debug!(?command, error = %e, "SIP command refused");

@@ -173,6 +173,16 @@ impl Endpoint {
         self.draining = draining;
     }
 
+    /// End of a graceful shutdown's grace period: every call is ended as
+    /// [`Endpoint::hang_up`] would.
+    pub fn hang_up_all(&mut self, now: Instant) {
+        let mut calls: Vec<CallId> = self.dialogs.keys().copied().collect();
+        calls.sort();
+        for call in calls {
+            let _ = self.hang_up(now, call);
+        }
+    }
+
     /// Calls not yet fully ended (including those waiting for a BYE reply).
     pub fn active_calls(&self) -> usize {
         self.dialogs.len()

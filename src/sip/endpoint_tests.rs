@@ -931,6 +931,27 @@ fn hang_up_before_the_ack_waits_for_it() {
 }
 
 #[test]
+fn draining_then_hang_up_all() {
+    let mut h = Harness::new(config());
+    let (call, _) = established_call(&mut h);
+    h.ep.set_draining(true);
+    assert_eq!(
+        statuses(&h.send(&request("INVITE", "new", 1, "", "", SDP).replace("c1@", "c9@"))),
+        vec![503]
+    );
+    assert_eq!(h.ep.active_calls(), 1, "the call in progress goes on");
+    h.ep.hang_up_all(h.now);
+    assert!(text(&h.drain()[0]).starts_with("BYE "));
+    assert_eq!(
+        h.take_events(),
+        vec![Event::CallEnded {
+            call,
+            reason: EndReason::LocalHangup
+        }]
+    );
+}
+
+#[test]
 fn unanswered_call_times_out_with_480() {
     let mut h = Harness::new(config());
     h.send(&invite("", SDP));
