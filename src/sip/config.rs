@@ -184,8 +184,12 @@ pub enum ConfigError {
     Unauthorized(String),
     #[error("sip.rtp_ports must be LOW-HIGH with even LOW < HIGH, not {0:?}")]
     RtpPorts(String),
-    #[error("sip.min_session_expires must be at least 90 (RFC 4028) and at most session_expires")]
+    #[error(
+        "sip.min_session_expires must be at least 90 (RFC 4028) and at most session_expires (at most 86400)"
+    )]
     SessionExpires,
+    #[error("sip.answer_timeout_secs must be from 1 to 600")]
+    AnswerTimeout,
 }
 
 impl SipSettings {
@@ -215,8 +219,14 @@ impl SipSettings {
             "drop" => Unauthorized::Drop,
             other => return Err(ConfigError::Unauthorized(other.to_owned())),
         };
-        if self.min_session_expires < 90 || self.min_session_expires > self.session_expires {
+        if self.min_session_expires < 90
+            || self.min_session_expires > self.session_expires
+            || self.session_expires > 86_400
+        {
             return Err(ConfigError::SessionExpires);
+        }
+        if !(1..=600).contains(&self.answer_timeout_secs) {
+            return Err(ConfigError::AnswerTimeout);
         }
         self.rtp_port_range()?;
         Ok(EndpointConfig {
@@ -270,6 +280,9 @@ mod tests {
             Err(ConfigError::AllowedNet("10.0.0.0/99".into()))
         );
         assert!(toml::from_str::<File>("[sip]\nlisten_typo = 1").is_err());
+        let huge: File =
+            toml::from_str("[sip]\nanswer_timeout_secs = 9223372036854775807").unwrap();
+        assert_eq!(huge.sip.endpoint_config(1), Err(ConfigError::AnswerTimeout));
     }
 
     #[test]
