@@ -82,7 +82,8 @@ impl Endpoint {
                     transport,
                     peer: source,
                     state: DialogState::Offered {
-                        deadline: now + self.config.answer_timeout,
+                        // A config with an absurd timeout must not overflow: then no wait.
+                        deadline: now.checked_add(self.config.answer_timeout).unwrap_or(now),
                     },
                     invite_key: key.clone(),
                     invite_head: r.head.clone(),
