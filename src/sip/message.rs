@@ -12,6 +12,8 @@
 //! Errors say whether a response can still be formed ([`ParseError::Reply`]:
 //! Via, From, To, Call-ID and CSeq were found) or the bytes must be dropped.
 
+use std::borrow::Cow;
+
 use super::headers::{
     CSeq, Header, HeaderError, HeaderName, NameAddr, Param, Via, is_token, split_list,
 };
@@ -260,12 +262,16 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Parsed, ParseError> {
             }
         });
     }
-    let reply_head = reply_head(&headers).ok_or(ParseError::Drop("cannot form a response"))?;
-    let reply = |status, reason, fatal| ParseError::Reply {
-        status,
-        reason,
-        head: Box::new(reply_head.clone()),
-        fatal_for_stream: fatal,
+    // The reply head is built from the raw values only when an error needs
+    // it; a good request builds it from its typed headers below.
+    let reply = |status, reason, fatal| match reply_head(&headers) {
+        Some(head) => ParseError::Reply {
+            status,
+            reason,
+            head: Box::new(head),
+            fatal_for_stream: fatal,
+        },
+        None => ParseError::Drop("cannot form a response"),
     };
     let body_len = match body_len {
         Ok(n) => n,
@@ -300,6 +306,19 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Parsed, ParseError> {
         }
         Ok(Some(_)) | Err(_) => return Err(reply(400, "Bad Max-Forwards", false)),
     };
+    let Some(top_via) = typed.vias.first().cloned() else {
+        return Err(ParseError::Drop("no Via"));
+    };
+    let raw = |name| headers.first(name).unwrap_or_default().to_owned();
+    let head = ReplyHead {
+        vias: headers.all(&HeaderName::Via).map(str::to_owned).collect(),
+        top_via,
+        from: raw(&HeaderName::From),
+        to: raw(&HeaderName::To),
+        to_tag: Some(typed.to.tag().map(str::to_owned)),
+        call_id: typed.call_id.clone(),
+        cseq: raw(&HeaderName::CSeq),
+    };
     let request = Request {
         method: Method::parse(method),
         uri,
@@ -311,7 +330,7 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Parsed, ParseError> {
         call_id: typed.call_id,
         cseq: typed.cseq,
         max_forwards,
-        head: reply_head,
+        head,
     };
     Ok(Parsed {
         message: Message::Request(Box::new(request)),
@@ -339,16 +358,17 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Splits the head into lines (CRLF; a bare LF is tolerated) and joins
 /// continuation lines, those starting with SP or HT, with one space (§7.3.1).
-fn unfold(head: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+fn unfold(head: &str) -> Vec<Cow<'_, str>> {
+    let mut out: Vec<Cow<'_, str>> = Vec::with_capacity(16);
     for line in head.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
         match (line.starts_with([' ', '\t']), out.last_mut()) {
             (true, Some(prev)) => {
+                let prev = prev.to_mut();
                 prev.push(' ');
                 prev.push_str(line.trim_start_matches([' ', '\t']));
             }
-            (true, None) | (false, _) => out.push(line.to_owned()),
+            (true, None) | (false, _) => out.push(Cow::Borrowed(line)),
         }
     }
     out
