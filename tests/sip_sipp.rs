@@ -70,6 +70,7 @@ async fn run_sipp(args: &[&str]) -> Option<Vec<EndReason>> {
             "100",
         ])
         .current_dir(std::env::temp_dir())
+        .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(90), output)
         .await
