@@ -432,7 +432,8 @@ impl Endpoint {
         mut request: Request,
     ) {
         if !self.config.is_allowed(source.ip()) {
-            tracing::info!(%source, method = request.method.as_str(), "SIP request from a source not allowed");
+            // debug, not info: scanners would flood the log.
+            tracing::debug!(%source, method = request.method.as_str(), "SIP request from a source not allowed");
             match (self.config.unauthorized, &request.method) {
                 (Unauthorized::Drop, _) | (Unauthorized::Forbid, Method::Ack) => return,
                 (Unauthorized::Forbid, _) => {
