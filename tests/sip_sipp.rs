@@ -64,7 +64,7 @@ async fn run_sipp(args: &[&str]) -> Option<Vec<EndReason>> {
             "0",
             "-nostdin",
             "-timeout",
-            "20s",
+            "120s",
             "-timeout_error",
             "-d",
             "100",
@@ -72,14 +72,15 @@ async fn run_sipp(args: &[&str]) -> Option<Vec<EndReason>> {
         .current_dir(std::env::temp_dir())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(90), output)
+    let output = tokio::time::timeout(Duration::from_secs(150), output)
         .await
         .expect("sipp in time")
         .unwrap();
     assert!(
         output.status.success(),
-        "sipp {args:?} failed: {}\n{}",
+        "sipp {args:?} failed: {}\n{}\n{}",
         output.status,
+        String::from_utf8_lossy(&output.stderr),
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .rev()
