@@ -14,8 +14,8 @@
 //!   [`session::RtpSession::new`]`(now, params, config, seed)`.
 //! * Drive it: `handle_input(now, Input::Rtp{..} | Input::Rtcp{..} |
 //!   Input::Info{..})` for datagrams on the even/odd port and for SIP INFO
-//!   keys (parse the body with [`dtmf::info::parse_info`]; its error names
-//!   the SIP status), `handle_timeout(now)` at `poll_timeout()`, then drain
+//!   keys (the SIP layer parses and answers the INFO, `crate::sip::info`,
+//!   and emits the key), `handle_timeout(now)` at `poll_timeout()`, then drain
 //!   `poll_transmit()` (send `payload` to `destination` from the RTP or RTCP
 //!   socket) and `poll_event()`: `Key(Down)` → stop the prompt (barge-in),
 //!   `Key(Pressed)` → count the key, `PlayFinished(id)`, `Inactive` → hang up.

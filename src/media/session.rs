@@ -123,7 +123,7 @@ pub enum Input<'a> {
         from: SocketAddr,
         data: &'a [u8],
     },
-    /// A key from a SIP INFO request (see `dtmf::info::parse_info`).
+    /// A key from a SIP INFO request (parsed by `crate::sip::info`).
     Info {
         key: Key,
         duration: Option<Duration>,

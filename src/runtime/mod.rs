@@ -3,5 +3,6 @@
 
 pub mod clock;
 pub mod scheduler;
+pub mod sip;
 
 pub use clock::{ShiftedClock, SystemClock};

@@ -3,7 +3,7 @@
 //! ```text
 //!  RTP audio ──G.711──► inband::InbandDetector ──┐
 //!  RTP telephone-event ► rfc4733::EventReceiver ─┼─► merge::KeyMerger ──► KeyEvent
-//!  SIP INFO body ─────► info::parse_info ────────┘     (one press, once)
+//!  SIP INFO body ─────► sip::info       ────────┘     (one press, once)
 //! ```
 //!
 //! Each source reports a press as a [`DigitEvent::Begin`] (for barge-in) and
@@ -11,7 +11,6 @@
 //! streams into one, never counting a press twice (conformance part D).
 
 pub mod inband;
-pub mod info;
 pub mod merge;
 pub mod rfc4733;
 
