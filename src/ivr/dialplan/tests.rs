@@ -1,0 +1,218 @@
+//! The shipped dialplans load and validate; each kind of mistake is found
+//! and named with its place.
+
+use super::*;
+
+const DEFAULT: &str = include_str!("../../../dialplans/default.toml");
+
+/// A small valid dialplan the error cases below break one way each.
+const SMALL: &str = r#"
+start = "hello"
+
+[states.hello]
+kind = "play"
+play = ["greeting"]
+next = "ask"
+
+[states.ask]
+kind = "menu"
+play = ["menu_options"]
+on_no_input = "bye"
+keys = { "1" = "window", "9" = "ask" }
+
+[states.window]
+kind = "action"
+action = "check_window"
+results = { open = "bye", closed = "bye", failed = "bye" }
+
+[states.bye]
+kind = "hangup"
+play = ["goodbye"]
+"#;
+
+fn problems(text: &str) -> Vec<String> {
+    match Dialplan::load(text, &PromptCatalogue::builtin()) {
+        Ok(_) => Vec::new(),
+        Err(Problems(p)) => p.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn the_default_dialplan_is_valid() {
+    let plan =
+        Dialplan::load(DEFAULT, &PromptCatalogue::builtin()).unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(plan.start(), "greeting");
+    assert_eq!(plan.limits().max_wrong_codes, 3);
+    let Some(State::Menu(menu)) = plan.state("menu") else {
+        panic!("no menu");
+    };
+    let keys: String = menu.keys.keys().map(|k| k.as_char()).collect();
+    assert_eq!(keys, "12345689");
+    assert_eq!(plan.line_of("greeting"), Some(16));
+}
+
+#[test]
+fn every_dialplan_in_the_folder_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let found = problems(&text);
+            assert!(found.is_empty(), "{}: {found:#?}", path.display());
+        }
+    }
+}
+
+#[test]
+fn the_small_dialplan_is_valid() {
+    assert_eq!(problems(SMALL), Vec::<String>::new());
+}
+
+#[test]
+fn mistakes_are_named_with_their_place() {
+    for (change, (from, to), expected) in [
+        (
+            "unknown prompt",
+            (r#"play = ["greeting"]"#, r#"play = ["greetings"]"#),
+            "line 4: state `hello`: unknown prompt `greetings` (not in the it, en catalogue)",
+        ),
+        (
+            "unknown slot",
+            (r#"play = ["greeting"]"#, r#"play = ["{tomorrow}"]"#),
+            "line 4: state `hello`, play: unknown slot \"{tomorrow}\"",
+        ),
+        (
+            "unknown action",
+            ("action = \"check_window\"", "action = \"launch\""),
+            "line 15: state `window`, action: unknown action \"launch\"",
+        ),
+        (
+            "unknown target",
+            (r#""9" = "ask""#, r#""9" = "asked""#),
+            "line 9: state `ask`, key `9`: unknown target state `asked`",
+        ),
+        (
+            "missing result",
+            ("closed = \"bye\", ", ""),
+            "line 15: state `window`: action `check_window` has no target for result `closed`",
+        ),
+        (
+            "impossible result",
+            ("failed = \"bye\"", "failed = \"bye\", ok = \"bye\""),
+            "line 15: state `window`, result `ok`: action `check_window` never gives this result",
+        ),
+        (
+            "unreachable",
+            (r#""1" = "window", "#, ""),
+            "line 15: state `window`: unreachable from the start state",
+        ),
+        (
+            "no timeout path",
+            ("on_no_input = \"bye\"\n", ""),
+            "line 9: state `ask`: `on_no_input` is missing",
+        ),
+        (
+            "bad key",
+            (r#""9" = "ask""#, r#""99" = "ask""#),
+            "line 9: state `ask`, key `99`: \"99\" is not a key",
+        ),
+        (
+            "field of another kind",
+            (
+                "next = \"ask\"",
+                "next = \"ask\"\nkeys = { \"1\" = \"ask\" }",
+            ),
+            "line 4: state `hello`: `keys` has no meaning in a `play` state",
+        ),
+        (
+            "unknown kind",
+            ("kind = \"hangup\"", "kind = \"hang_up\""),
+            "line 20: state `bye`: unknown kind \"hang_up\"",
+        ),
+        (
+            "missing start",
+            ("start = \"hello\"", "start = \"hi\""),
+            "state `hi`: the start state `hi` does not exist",
+        ),
+        (
+            "toml syntax",
+            ("kind = \"play\"", "kind = play"),
+            "line 5: ",
+        ),
+        (
+            "unknown field",
+            ("kind = \"play\"", "kind = \"play\"\nrepeat = 2"),
+            "unknown field `repeat`",
+        ),
+        (
+            "bad language",
+            (
+                "next = \"ask\"",
+                "next = \"ask\"\nlanguage_keys = { \"*\" = \"fr\" }",
+            ),
+            "line 4: state `hello`, language key `*`: unknown language \"fr\"",
+        ),
+    ] {
+        let text = SMALL.replacen(from, to, 1);
+        assert_ne!(text, SMALL, "{change}: the replacement did not apply");
+        let found = problems(&text);
+        assert!(!found.is_empty(), "{change}: no problem found");
+        assert!(
+            found.iter().any(|p| p.contains(expected)),
+            "{change}: expected {expected:?} in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_dead_end_is_reported_for_each_state_that_cannot_end() {
+    // The menu only loops to itself and its silences lead back to it.
+    let text = SMALL
+        .replacen(r#"on_no_input = "bye""#, r#"on_no_input = "ask""#, 1)
+        .replacen(r#""1" = "window", "#, "", 1);
+    let found = problems(&text);
+    assert!(
+        found.iter().any(|p| p.contains("state `ask`: dead end")),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|p| p.contains("state `hello`: dead end")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn refusal_kinds_may_have_their_own_target() {
+    let text = DEFAULT.replacen(
+        "results = { ok = \"cancel_done\", refused = \"refused\"",
+        "results = { ok = \"cancel_done\", already_absent = \"refused\", refused = \"refused\"",
+        1,
+    );
+    assert_ne!(text, DEFAULT);
+    assert_eq!(problems(&text), Vec::<String>::new());
+    // Not on an action that never refuses.
+    let text = DEFAULT.replacen(
+        "results = { open = \"ask_code\"",
+        "results = { already_absent = \"ask_code\", open = \"ask_code\"",
+        1,
+    );
+    assert_eq!(problems(&text).len(), 1, "{:#?}", problems(&text));
+}
+
+#[test]
+fn every_action_result_of_the_default_dialplan_has_a_target() {
+    let plan = Dialplan::parse(DEFAULT).unwrap();
+    let mut actions = Vec::new();
+    for (_, state) in plan.states() {
+        if let State::Action(a) = state {
+            actions.push(a.action);
+            for key in a.action.results() {
+                assert!(a.results.contains_key(*key), "{}: {key}", a.action.name());
+            }
+        }
+    }
+    for (_, name) in ActionName::ALL {
+        assert!(actions.contains(&name), "{} unused", name.name());
+    }
+}
