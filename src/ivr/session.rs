@@ -77,6 +77,8 @@ pub enum Event {
 /// A bound on state changes per input, against a dialplan looping
 /// through states that never wait.
 const MAX_STEPS_PER_INPUT: u32 = 64;
+/// Result keys after which typed-ahead keys still make sense.
+const SUCCESS_KEYS: [&str; 5] = ["open", "ok", "ok_until", "ok_open", "negative"];
 /// Keys kept for type-ahead; more are dropped.
 const MAX_TYPE_AHEAD: usize = 32;
 
@@ -312,6 +314,10 @@ impl Session {
 
     /// Moves to the target of `key` (or of `refused` for a refusal kind).
     fn follow(&mut self, now: Instant, action: &ActionState, key: &str) {
+        // Keys typed ahead were meant for a call that went well.
+        if !SUCCESS_KEYS.contains(&key) {
+            self.type_ahead.clear();
+        }
         let target = action.results.get(key).or_else(|| {
             self.vars
                 .refusal
