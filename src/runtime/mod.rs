@@ -2,6 +2,7 @@
 //! clock: it drives the sans-IO layers and the store.
 
 pub mod clock;
+pub mod ivr_actions;
 pub mod scheduler;
 
 pub use clock::{ShiftedClock, SystemClock};
