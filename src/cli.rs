@@ -85,6 +85,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Dialplans (dialplans/*.toml).
+    Dialplan {
+        #[command(subcommand)]
+        command: DialplanCommand,
+    },
     /// Run the service: the store and the daily closing.
     Serve {
         /// Start the clock at this local time ("YYYY-MM-DD HH:MM") and run on.
@@ -93,6 +98,19 @@ enum Command {
         /// Import the built-in demo data into a fresh database first.
         #[arg(long)]
         demo: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DialplanCommand {
+    /// Check a dialplan: prompts, actions, target states, reachability,
+    /// dead ends, timeout paths. Exit status 1 with each problem listed.
+    Check {
+        file: PathBuf,
+        /// A prompt folder whose <lang>/catalogue.toml to check prompt ids
+        /// against (default: the catalogues built in).
+        #[arg(long)]
+        prompts: Option<PathBuf>,
     },
 }
 
@@ -180,10 +198,57 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             ledger(out, &open(url).await?, &user_code, format).await
         }
         Command::Serve { now, demo } => serve(url, now, demo).await,
+        Command::Dialplan {
+            command: DialplanCommand::Check { file, prompts },
+        } => dialplan_check(out, &file, prompts.as_deref()),
     }
 }
 
 /// Hides a password in a database URL before it is printed.
+/// `mensa dialplan check FILE`: every problem on its own line, prefixed
+/// with the file name.
+fn dialplan_check(
+    out: &mut String,
+    file: &std::path::Path,
+    prompts: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    use crate::ivr::{Dialplan, Lang, PromptCatalogue};
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let catalogue = match prompts {
+        None => PromptCatalogue::builtin(),
+        Some(dir) => {
+            let mut catalogue = PromptCatalogue::default();
+            for lang in Lang::ALL {
+                let path = dir.join(lang.code()).join("catalogue.toml");
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                catalogue
+                    .add(lang, &text)
+                    .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            }
+            catalogue
+        }
+    };
+    match Dialplan::load(&text, &catalogue) {
+        Ok(plan) => {
+            outln!(
+                out,
+                "{}: ok ({} states)",
+                file.display(),
+                plan.states().count()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            for problem in &problems.0 {
+                outln!(out, "{}: {problem}", file.display());
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {

@@ -164,7 +164,12 @@ impl Dialplan {
                 break;
             }
         }
-        for (name, _) in self.states() {
+        // With a target missing, every state leading to it would be a dead
+        // end too: report the missing target only.
+        let targets_known = self
+            .states()
+            .all(|(_, s)| s.transitions().iter().all(|(_, t)| self.state(t).is_some()));
+        for (name, _) in self.states().filter(|_| targets_known) {
             if !ending.contains(name) {
                 problem(
                     name,
@@ -173,6 +178,7 @@ impl Dialplan {
                 );
             }
         }
+        problems.sort_by_key(|p| p.line);
         if problems.is_empty() {
             Ok(())
         } else {
