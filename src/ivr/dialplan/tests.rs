@@ -216,3 +216,24 @@ fn every_action_result_of_the_default_dialplan_has_a_target() {
         assert!(actions.contains(&name), "{} unused", name.name());
     }
 }
+
+proptest::proptest! {
+    /// Any text, and the default dialplan with any line removed or any
+    /// word swapped, gives a dialplan or a list of problems: never a panic.
+    #[test]
+    fn parsing_never_panics(text in ".{0,300}", line in 0usize..300, word in "[a-z_{}\"#*0-9 =]{0,12}") {
+        let catalogue = PromptCatalogue::builtin();
+        let _ = Dialplan::load(&text, &catalogue);
+        let lines: Vec<&str> = DEFAULT.lines().collect();
+        let index = line % lines.len();
+        let mut without = lines.clone();
+        without.remove(index);
+        let _ = Dialplan::load(&without.join("\n"), &catalogue);
+        let mut swapped = lines.clone();
+        let replaced = lines[index].split('=').next().map(|k| format!("{k}= {word}")).unwrap_or_default();
+        swapped[index] = &replaced;
+        if let Err(problems) = Dialplan::load(&swapped.join("\n"), &catalogue) {
+            proptest::prop_assert!(!problems.0.is_empty());
+        }
+    }
+}

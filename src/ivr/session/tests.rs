@@ -697,3 +697,99 @@ fn stray_results_and_inputs_after_the_end_are_ignored() {
     assert_eq!(call.input(Input::CallerHungUp), []);
     assert_eq!(call.input(Input::KeyDown), []);
 }
+
+/// One step of a random call.
+#[derive(Debug, Clone)]
+enum Step {
+    Key(char),
+    KeyDown,
+    Finish,
+    StaleFinish(u64),
+    Result(u8),
+    Wait(u64),
+    HangUp,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => proptest::sample::select("0123456789*#A".chars().collect::<Vec<_>>()).prop_map(Step::Key),
+        1 => Just(Step::KeyDown),
+        3 => Just(Step::Finish),
+        1 => (0u64..20).prop_map(Step::StaleFinish),
+        3 => (0u8..12).prop_map(Step::Result),
+        2 => (0u64..20).prop_map(Step::Wait),
+        1 => Just(Step::HangUp),
+    ]
+}
+
+fn some_result(n: u8) -> ActionResult {
+    let date = d("2026-12-10");
+    match n {
+        0 => window_open(),
+        1 => ActionResult::Window {
+            open: false,
+            opens: NaiveTime::from_hms_opt(18, 0, 0).unwrap(),
+            cutoff: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        },
+        2 => identified(),
+        3 => ActionResult::UnknownCode,
+        4 => ActionResult::Throttled,
+        5 => applied("2026-12-10"),
+        6 => ActionResult::Applied {
+            date,
+            until: Some(d("2026-12-14")),
+        },
+        7 => ActionResult::Refused(Refusal::AlreadyAbsent { date }),
+        8 => ActionResult::Refused(Refusal::NotSuspended),
+        9 => ActionResult::Balance(Cents(-123)),
+        10 => ActionResult::Identified {
+            child: child(),
+            target_day: None,
+        },
+        _ => ActionResult::Failed,
+    }
+}
+
+proptest::proptest! {
+    /// Whatever the caller, the media and the runner do, the session never
+    /// panics, never asks for a timer in the past of its last input, and a
+    /// caller who then goes silent (with every action answered and every
+    /// prompt played) is hung up on within the call's maximum duration.
+    #[test]
+    fn any_call_ends(steps in proptest::collection::vec(step(), 0..60)) {
+        let (mut call, _) = Call::new();
+        for step in steps {
+            match step {
+                Step::Key(c) => { call.keys(&c.to_string()); }
+                Step::KeyDown => { call.input(Input::KeyDown); }
+                Step::Finish => {
+                    if call.playing.is_some() {
+                        call.finish();
+                    }
+                }
+                Step::StaleFinish(id) => { call.input(Input::PromptFinished(PlaybackId(id))); }
+                Step::Result(n) => { call.result(some_result(n)); }
+                Step::Wait(s) => { call.wait(s); }
+                Step::HangUp => { call.input(Input::CallerHungUp); }
+            }
+            if let Some(t) = call.session.poll_timeout() {
+                proptest::prop_assert!(t + Duration::from_secs(1) >= call.now);
+            }
+        }
+        // Silence from now on.
+        for _ in 0..500 {
+            if call.session.is_ended() {
+                break;
+            }
+            if call.playing.is_some() {
+                call.finish();
+            } else if call.session.pending.is_some() {
+                call.result(ActionResult::Failed);
+            } else {
+                call.wait(30);
+            }
+        }
+        proptest::prop_assert!(call.session.is_ended(), "state {}", call.session.state());
+    }
+}
