@@ -98,16 +98,20 @@ impl Line {
         days[0].status.clone()
     }
 
-    /// Places a whole call: `keys` typed in one burst during the greeting,
-    /// every prompt played to its end. Returns the prompts heard.
-    async fn call(&self, keys: &str) -> (Vec<String>, Session) {
+    /// Places a whole call: the first burst of keys typed during the
+    /// greeting, each next one when the session waits for an answer with
+    /// its question played; every prompt plays to its end. After the last
+    /// burst the caller hangs up at the menu, or stays silent elsewhere.
+    /// Returns the prompts heard.
+    async fn call(&self, bursts: &[&str]) -> (Vec<String>, Session) {
         let text = include_str!("../dialplans/default.toml");
         let plan = Arc::new(Dialplan::load(text, &PromptCatalogue::builtin()).unwrap());
         let mut now = Instant::now();
         let mut session = Session::new(plan, CALLER, "800082653", self.clock.now(), now);
         let mut heard = Vec::new();
-        let mut typed = false;
-        for _ in 0..100 {
+        let mut bursts = bursts.iter();
+        let mut greeting = true;
+        for _ in 0..200 {
             let mut next = Vec::new();
             while let Some(event) = session.poll_event() {
                 next.push(event);
@@ -129,32 +133,43 @@ impl Line {
                     Event::HangUp => return (heard, session),
                 }
             }
-            if !typed {
-                typed = true;
-                for c in keys.chars() {
-                    session.handle_input(now, Input::Key(mensa::ivr::Key::from_char(c).unwrap()));
+            let waiting = inputs.is_empty()
+                && matches!(session.state(), s if s.starts_with("ask_") || s == "menu");
+            if greeting || waiting {
+                greeting = false;
+                if let Some(burst) = bursts.next() {
+                    for c in burst.chars() {
+                        let key = mensa::ivr::Key::from_char(c).unwrap();
+                        session.handle_input(now, Input::Key(key));
+                    }
+                    // A key stops what was playing.
+                    if !burst.is_empty() {
+                        inputs.retain(|i| !matches!(i, Input::PromptFinished(_)));
+                    }
+                    now = continue_with(&mut session, now, inputs);
+                    continue;
                 }
-                // The greeting was stopped by the first key, if any.
-                if !keys.is_empty() {
-                    inputs.retain(|i| !matches!(i, Input::PromptFinished(_)));
-                }
-            }
-            if inputs.is_empty() {
-                // The caller says nothing more: hang up at the menu.
                 if session.state() == "menu" {
                     session.handle_input(now, Input::CallerHungUp);
                     return (heard, session);
                 }
+            }
+            if inputs.is_empty() {
                 now += Duration::from_secs(10);
                 session.handle_timeout(now);
             }
-            for input in inputs {
-                now += Duration::from_secs(1);
-                session.handle_input(now, input);
-            }
+            now = continue_with(&mut session, now, inputs);
         }
         panic!("the call did not end: {heard:#?}");
     }
+}
+
+fn continue_with(session: &mut Session, mut now: Instant, inputs: Vec<Input>) -> Instant {
+    for input in inputs {
+        now += Duration::from_millis(500);
+        session.handle_input(now, input);
+    }
+    now
 }
 
 #[tokio::test]
@@ -310,7 +325,7 @@ async fn wrong_codes_throttle_the_caller_number_for_an_hour() {
 #[tokio::test]
 async fn a_whole_call_typed_in_one_burst_cancels_thursday() {
     let line = line("2026-12-07 19:00").await;
-    let (heard, mut session) = line.call("58213#1").await;
+    let (heard, mut session) = line.call(&["58213#1"]).await;
     assert_eq!(
         heard,
         [
@@ -328,7 +343,7 @@ async fn a_whole_call_typed_in_one_burst_cancels_thursday() {
 #[tokio::test]
 async fn a_call_outside_the_window_changes_nothing() {
     let line = line("2026-12-07 12:00").await;
-    let (heard, _) = line.call("58213#1").await;
+    let (heard, _) = line.call(&["58213#1"]).await;
     assert_eq!(
         heard,
         [
@@ -342,14 +357,14 @@ async fn a_call_outside_the_window_changes_nothing() {
 #[tokio::test]
 async fn a_call_suspending_until_a_date_then_a_second_one_reactivating() {
     let line = line("2026-12-07 19:00").await;
-    let (heard, _) = line.call("58213#31412").await;
+    let (heard, _) = line.call(&["58213#31412"]).await;
     assert_eq!(
         heard[1],
         "suspend_done_from weekday_4 num_10 month_12 suspend_done_until weekday_1 num_14 month_12"
     );
     assert_eq!(line.status("2026-12-11").await, DayStatus::Suspended);
     // In English, a cancellation on a suspended day: "press 4 to reactivate".
-    let (heard, session) = line.call("*58213#1").await;
+    let (heard, session) = line.call(&["*58213#1"]).await;
     assert_eq!(
         heard[1..],
         [
@@ -360,15 +375,71 @@ async fn a_call_suspending_until_a_date_then_a_second_one_reactivating() {
     assert_eq!(session.lang(), mensa::ivr::Lang::En);
     assert_eq!(session.record().operations[0].result, "suspended");
     // 4 then # reactivates from the target day: the suspension never starts.
-    let (heard, _) = line.call("58213#4#").await;
+    let (heard, _) = line.call(&["58213#4#"]).await;
     assert_eq!(heard[1], "reactivate_done_from weekday_4 num_10 month_12");
     assert_eq!(line.status("2026-12-11").await, DayStatus::Booked);
 }
 
 #[tokio::test]
+async fn three_wrong_codes_end_the_call_and_then_the_number_is_throttled() {
+    let line = line("2026-12-07 19:00").await;
+    let (heard, session) = line.call(&["11111#", "22222#", "33333#"]).await;
+    assert_eq!(
+        heard,
+        [
+            "ente_name greeting english_offer",
+            "code_unknown",
+            "enter_code",
+            "code_unknown",
+            "enter_code",
+            "code_too_many",
+        ]
+    );
+    assert_eq!(session.record().codes.len(), 3);
+    // The runner's limit is 4 an hour: one more wrong code, then refused.
+    let (heard, _) = line.call(&["44444#"]).await;
+    assert_eq!(heard[1], "code_unknown");
+    let (heard, session) = line.call(&["58213#1"]).await;
+    assert_eq!(heard[1..], ["throttled"]);
+    assert_eq!(session.record().codes[0].outcome, CodeOutcome::Throttled);
+    assert_eq!(line.status("2026-12-10").await, DayStatus::Booked);
+}
+
+#[tokio::test]
+async fn cancel_then_undo_then_credit_in_one_call_in_english() {
+    let line = line("2026-12-07 19:00").await;
+    let (heard, session) = line.call(&["*", "58213#", "1", "1", "5", "6"]).await;
+    let menu = "menu_day weekday_4 day_10 month_12 menu_options";
+    assert_eq!(
+        heard,
+        [
+            "ente_name greeting english_offer",
+            "enter_code",
+            menu,
+            "cancel_done_pre weekday_4 day_10 month_12 cancel_done_post",
+            menu,
+            "already_absent",
+            menu,
+            "undo_done_pre weekday_4 day_10 month_12 undo_done_post",
+            menu,
+            "credit_is num_0 euros",
+            menu,
+        ]
+    );
+    assert_eq!(line.status("2026-12-10").await, DayStatus::Booked);
+    let results: Vec<&str> = session
+        .record()
+        .operations
+        .iter()
+        .map(|o| o.result.as_str())
+        .collect();
+    assert_eq!(results, ["ok", "already_absent", "ok"]);
+}
+
+#[tokio::test]
 async fn a_wrong_code_then_silence() {
     let line = line("2026-12-07 19:00").await;
-    let (heard, session) = line.call("11111#").await;
+    let (heard, session) = line.call(&["11111#"]).await;
     // The wrong code is said so; the caller types nothing more: the code
     // prompt repeats, then goodbye.
     assert_eq!(heard[1], "code_unknown");
