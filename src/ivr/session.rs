@@ -168,6 +168,9 @@ impl Session {
             Input::KeyDown => {
                 if self.asks_for_keys() && self.playing.is_some() {
                     self.stop_playback();
+                    // Should the key itself never come, the question waits
+                    // for an answer as if it had been said.
+                    self.wait_for_input(now);
                 }
             }
             Input::PromptFinished(id) => self.on_prompt_finished(now, id),
@@ -271,7 +274,11 @@ impl Session {
                     self.stop_playback();
                 }
                 self.keep(key);
-                self.drain_type_ahead(now);
+                if self.drain_type_ahead(now) {
+                    // A key that means nothing here (`*` in a code) stopped
+                    // the prompt: wait for the answer.
+                    self.wait_for_input(now);
+                }
             }
             Some(State::HangUp(_)) | None => {}
         }
@@ -465,6 +472,20 @@ impl Session {
             // Nothing to say: wait at once.
             self.timer = Some(now + wait);
         }
+    }
+
+    /// Starts the timer of the current question, unless one runs.
+    fn wait_for_input(&mut self, now: Instant) {
+        if self.timer.is_some() {
+            return;
+        }
+        let wait = match self.plan.state(&self.state) {
+            Some(State::Collect(c)) if self.digits.is_empty() => c.first_digit_timeout,
+            Some(State::Collect(c)) => c.inter_digit_timeout,
+            Some(State::Menu(m)) => m.timeout,
+            Some(State::Play(_) | State::Action(_) | State::HangUp(_)) | None => return,
+        };
+        self.timer = Some(now + wait);
     }
 
     fn play(&mut self, first: &[Item], then: &[Item]) -> bool {

@@ -633,6 +633,17 @@ fn menu_keys_that_mean_nothing_repeat_the_menu() {
 }
 
 #[test]
+fn a_key_that_means_nothing_stops_the_prompt_then_the_question_waits() {
+    let mut call = Call::at_code_prompt();
+    assert_eq!(call.keys("*"), [Out::Stop]);
+    assert_eq!(call.wait(8), [play("no_input enter_code")]);
+    let mut call = Call::at_menu();
+    call.keys("9");
+    assert_eq!(call.input(Input::KeyDown), [Out::Stop]);
+    assert_eq!(call.wait(8), [play(&format!("no_input {MENU}"))]);
+}
+
+#[test]
 fn a_key_down_stops_the_menu_at_once() {
     let mut call = Call::at_menu();
     call.keys("9");
@@ -777,7 +788,9 @@ proptest::proptest! {
                 proptest::prop_assert!(t + Duration::from_secs(1) >= call.now);
             }
         }
-        // Silence from now on.
+        // Silence from now on: a question is asked at most three times,
+        // each within 3 s of prompt and 8 s of waiting, then goodbye.
+        let silent_since = call.now;
         for _ in 0..500 {
             if call.session.is_ended() {
                 break;
@@ -787,9 +800,13 @@ proptest::proptest! {
             } else if call.session.pending.is_some() {
                 call.result(ActionResult::Failed);
             } else {
-                call.wait(30);
+                call.wait(1);
             }
         }
         proptest::prop_assert!(call.session.is_ended(), "state {}", call.session.state());
+        proptest::prop_assert!(
+            call.now - silent_since < Duration::from_secs(60),
+            "silence lasted {:?}", call.now - silent_since
+        );
     }
 }
