@@ -19,6 +19,7 @@
 //! ([`Dialplan::validate`]) and then shared read-only by every call
 //! (`Arc<Dialplan>`).
 
+mod flow;
 mod parse;
 mod validate;
 

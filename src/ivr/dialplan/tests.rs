@@ -183,6 +183,42 @@ fn a_dead_end_is_reported_for_each_state_that_cannot_end() {
 }
 
 #[test]
+fn values_said_or_used_before_they_are_known() {
+    // The menu (which says the target day and runs operations) straight
+    // after the window check, before the child is identified.
+    let text = DEFAULT.replacen("open = \"ask_code\"", "open = \"menu\"", 1);
+    assert_ne!(text, DEFAULT);
+    let found = problems(&text);
+    for expected in [
+        "state `menu`: {target_day} may be said before `identify_child` finds the child",
+        "state `cancel`: action `cancel` may run before `identify_child` finds the child",
+    ] {
+        assert!(
+            found.iter().any(|p| p.contains(expected)),
+            "{expected}: {found:#?}"
+        );
+    }
+    // The opening hours said before the window was checked.
+    let text = DEFAULT.replacen("next = \"check_window\"", "next = \"closed\"", 1);
+    let found = problems(&text);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("state `closed`: {opens} may be said before `check_window`")),
+        "{found:#?}"
+    );
+    // A refusal said after a success.
+    let text = DEFAULT.replacen("ok = \"cancel_done\"", "ok = \"refused\"", 1);
+    let found = problems(&text);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("state `refused`: {refusal} may be said before a refusal")),
+        "{found:#?}"
+    );
+}
+
+#[test]
 fn refusal_kinds_may_have_their_own_target() {
     let text = DEFAULT.replacen(
         "results = { ok = \"cancel_done\", refused = \"refused\"",

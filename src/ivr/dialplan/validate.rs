@@ -178,6 +178,11 @@ impl Dialplan {
                 );
             }
         }
+        if targets_known && self.state(self.start()).is_some() {
+            for (state, message) in self.values_used_too_early() {
+                problem(&state, "", message);
+            }
+        }
         problems.sort_by_key(|p| p.line);
         if problems.is_empty() {
             Ok(())
