@@ -106,7 +106,8 @@ enum DialplanCommand {
     /// Check a dialplan: prompts, actions, target states, reachability,
     /// dead ends, timeout paths. Exit status 1 with each problem listed.
     Check {
-        file: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// A prompt folder whose <lang>/catalogue.toml to check prompt ids
         /// against (default: the catalogues built in).
         #[arg(long)]
@@ -199,56 +200,42 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
         }
         Command::Serve { now, demo } => serve(url, now, demo).await,
         Command::Dialplan {
-            command: DialplanCommand::Check { file, prompts },
-        } => dialplan_check(out, &file, prompts.as_deref()),
+            command: DialplanCommand::Check { files, prompts },
+        } => dialplan_check(out, &files, prompts.as_deref()),
     }
 }
 
-/// Hides a password in a database URL before it is printed.
-/// `mensa dialplan check FILE`: every problem on its own line, prefixed
+/// `mensa dialplan check FILE...`: every problem on its own line, prefixed
 /// with the file name.
 fn dialplan_check(
     out: &mut String,
-    file: &std::path::Path,
+    files: &[PathBuf],
     prompts: Option<&std::path::Path>,
 ) -> Result<ExitCode> {
-    use crate::ivr::{Dialplan, Lang, PromptCatalogue};
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let catalogue = match prompts {
-        None => PromptCatalogue::builtin(),
-        Some(dir) => {
-            let mut catalogue = PromptCatalogue::default();
-            for lang in Lang::ALL {
-                let path = dir.join(lang.code()).join("catalogue.toml");
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                catalogue
-                    .add(lang, &text)
-                    .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-            }
-            catalogue
-        }
-    };
-    match Dialplan::load(&text, &catalogue) {
-        Ok(plan) => {
-            outln!(
+    use crate::runtime::ivr_actions::{DialplanError, load_dialplan, prompt_catalogue};
+    let catalogue = prompt_catalogue(prompts)?;
+    let mut code = ExitCode::SUCCESS;
+    for file in files {
+        match load_dialplan(file, &catalogue) {
+            Ok(plan) => outln!(
                 out,
                 "{}: ok ({} states)",
                 file.display(),
                 plan.states().count()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(problems) => {
-            for problem in &problems.0 {
-                outln!(out, "{}: {problem}", file.display());
+            ),
+            Err(DialplanError::Invalid { problems, .. }) => {
+                for problem in &problems.0 {
+                    outln!(out, "{}: {problem}", file.display());
+                }
+                code = ExitCode::FAILURE;
             }
-            Ok(ExitCode::FAILURE)
+            Err(e) => return Err(e.into()),
         }
     }
+    Ok(code)
 }
 
+/// Hides a password in a database URL before it is printed.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {

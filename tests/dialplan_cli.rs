@@ -22,9 +22,11 @@ fn the_default_dialplan_checks_ok() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("dialplans/default.toml: ok ("), "{text}");
-    // Against the prompt folder too.
+    // Against the prompt folder too, and several files at once.
     let out = check(&["dialplans/default.toml", "--prompts", "prompts"]);
     assert!(out.status.success());
+    let out = check(&["dialplans/default.toml", "dialplans/default.toml"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
 }
 
 #[test]

@@ -18,15 +18,24 @@
 //! (anonymous) share one count. The counts are per process: behind a load
 //! balancer each node counts its own calls, which bounds a guesser to the
 //! limit times the number of nodes; a restart forgets them.
+//!
+//! ## Loading dialplans
+//!
+//! [`load_dialplan`] reads and checks a dialplan file against a prompt
+//! catalogue ([`prompt_catalogue`]); `mensa dialplan check` uses it, and
+//! `serve` must (and must refuse to start on an error).
 
 use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::bookings::SuspensionChange;
 use crate::bookings::{Actor, Channel, Clock, DayRequest, RuleContext, ServiceCalendar};
-use crate::ivr::{Action, ActionResult, ChildRef, PhoneOperation};
+use crate::ivr::{
+    Action, ActionResult, ChildRef, Dialplan, Lang, PhoneOperation, Problems, PromptCatalogue,
+};
 use crate::store::{Applied, ChildId, Operation, Store, StoreError};
 
 /// Limits of the caller throttle (part of the server's config).
@@ -153,6 +162,58 @@ impl IvrActions {
             }
         }
     }
+}
+
+/// Why a dialplan cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DialplanError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Catalogue { path: PathBuf, message: String },
+    #[error("{path} is not a valid dialplan:\n{problems}")]
+    Invalid { path: PathBuf, problems: Problems },
+}
+
+/// The prompt ids dialplans may name: the `<lang>/catalogue.toml` of a
+/// prompt folder, or the catalogues built in.
+pub fn prompt_catalogue(folder: Option<&Path>) -> Result<PromptCatalogue, DialplanError> {
+    let Some(folder) = folder else {
+        return Ok(PromptCatalogue::builtin());
+    };
+    let mut catalogue = PromptCatalogue::default();
+    for lang in Lang::ALL {
+        let path = folder.join(lang.code()).join("catalogue.toml");
+        let text = std::fs::read_to_string(&path).map_err(|source| DialplanError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        catalogue
+            .add(lang, &text)
+            .map_err(|message| DialplanError::Catalogue { path, message })?;
+    }
+    Ok(catalogue)
+}
+
+/// Reads, parses and checks a dialplan file, ready to be shared by every
+/// call; `serve` refuses to start on an error.
+pub fn load_dialplan(
+    path: &Path,
+    catalogue: &PromptCatalogue,
+) -> Result<Arc<Dialplan>, DialplanError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DialplanError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Dialplan::load(&text, catalogue)
+        .map(Arc::new)
+        .map_err(|problems| DialplanError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })
 }
 
 fn store_operation(operation: PhoneOperation) -> Operation {
