@@ -325,7 +325,7 @@ async fn wrong_codes_throttle_the_caller_number_for_an_hour() {
 #[tokio::test]
 async fn a_whole_call_typed_in_one_burst_cancels_thursday() {
     let line = line("2026-12-07 19:00").await;
-    let (heard, mut session) = line.call(&["58213#1"]).await;
+    let (heard, session) = line.call(&["58213#1"]).await;
     assert_eq!(
         heard,
         [

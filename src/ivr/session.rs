@@ -238,7 +238,7 @@ impl Session {
     }
 
     /// The call record, stamped with the end of the call.
-    pub fn finish(&mut self, ended_at: DateTime<Utc>) -> CallRecord {
+    pub fn finish(&self, ended_at: DateTime<Utc>) -> CallRecord {
         let mut record = self.record.clone();
         record.ended_at = Some(ended_at);
         if record.ended_by.is_none() {
@@ -382,6 +382,20 @@ impl Session {
             self.stop_playback();
         }
         self.hang_up(EndedBy::Error(why));
+    }
+}
+
+/// Never shows typed digits (they may be a code).
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("state", &self.state)
+            .field("lang", &self.lang)
+            .field("playing", &self.playing)
+            .field("pending", &self.pending.as_ref().map(|a| a.action))
+            .field("type_ahead", &self.type_ahead.len())
+            .field("ended", &self.ended)
+            .finish()
     }
 }
 

@@ -709,6 +709,16 @@ fn stray_results_and_inputs_after_the_end_are_ignored() {
     assert_eq!(call.input(Input::KeyDown), []);
 }
 
+#[test]
+fn debug_output_never_shows_typed_digits() {
+    let mut call = Call::at_code_prompt();
+    call.finish();
+    call.keys("5821");
+    let shown = format!("{:?}", call.session);
+    assert!(!shown.contains("5821"), "{shown}");
+    assert!(shown.contains("ask_code"), "{shown}");
+}
+
 /// One step of a random call.
 #[derive(Debug, Clone)]
 enum Step {
