@@ -1,6 +1,6 @@
-//! The action runner of the phone line: runs an [`ivr::Action`] emitted by
+//! The action runner of the phone line: runs an [`Action`] emitted by
 //! a call session against the store, at the wall clock's `now`, and gives
-//! back the [`ivr::ActionResult`] to feed to the session.
+//! back the [`ActionResult`] to feed to the session.
 //!
 //! Every operation goes through [`Store::apply`] (one transaction, audited
 //! with the caller's number and the phone channel): when the runner
