@@ -75,6 +75,40 @@ fn lang_code<S: serde::Serializer>(lang: &Lang, s: S) -> Result<S::Ok, S::Error>
 }
 
 impl CallRecord {
+    /// The codes as the `calls` table stores them (API branch:
+    /// `store::CodeAttempt { code, valid }`): redacted, and whether each
+    /// was a child's code.
+    pub fn codes_for_storage(&self) -> Vec<(String, bool)> {
+        self.codes
+            .iter()
+            .map(|c| (c.redacted.clone(), c.outcome == CodeOutcome::Known))
+            .collect()
+    }
+
+    /// The operations as the `calls` table stores them (a JSON list): each
+    /// operation with its child and result, then how the call ended and
+    /// in which language.
+    pub fn operations_json(&self) -> serde_json::Value {
+        let mut list: Vec<serde_json::Value> = self
+            .operations
+            .iter()
+            .map(|o| {
+                let mut value = serde_json::to_value(o.operation).unwrap_or_default();
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("child".into(), o.child.into());
+                    map.insert("result".into(), o.result.clone().into());
+                }
+                value
+            })
+            .collect();
+        list.push(serde_json::json!({
+            "operation": "end",
+            "ended_by": self.ended_by,
+            "language": self.language.code(),
+        }));
+        serde_json::Value::Array(list)
+    }
+
     pub fn new(caller: &str, called: &str, started_at: DateTime<Utc>) -> CallRecord {
         CallRecord {
             caller: caller.to_string(),
@@ -86,5 +120,46 @@ impl CallRecord {
             operations: Vec::new(),
             ended_by: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone};
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_stored_form() {
+        let start = Utc.with_ymd_and_hms(2026, 12, 7, 18, 0, 0).unwrap();
+        let mut record = CallRecord::new("+393331234567", "800082653", start);
+        record.codes.push(CodeTried {
+            redacted: "****1".into(),
+            outcome: CodeOutcome::Unknown,
+        });
+        record.codes.push(CodeTried {
+            redacted: "****3".into(),
+            outcome: CodeOutcome::Known,
+        });
+        record.operations.push(OperationRecord {
+            child: 7,
+            operation: PhoneOperation::Cancel {
+                date: NaiveDate::from_ymd_opt(2026, 12, 10).unwrap(),
+            },
+            result: "ok".into(),
+        });
+        record.ended_by = Some(EndedBy::Caller("menu".into()));
+        assert_eq!(
+            record.codes_for_storage(),
+            [("****1".to_string(), false), ("****3".to_string(), true)]
+        );
+        assert_eq!(
+            record.operations_json(),
+            json!([
+                {"operation": "cancel", "date": "2026-12-10", "child": 7, "result": "ok"},
+                {"operation": "end", "ended_by": {"by": "caller", "state": "menu"}, "language": "it"}
+            ])
+        );
     }
 }
