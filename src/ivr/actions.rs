@@ -195,6 +195,31 @@ pub const REFUSAL_KEYS: [&str; 11] = [
     "day_closed",
 ];
 
+/// One refusal of each kind (dates are irrelevant): what a call may have
+/// to say with `speech::refusal_prompt`.
+pub static REFUSAL_SAMPLES: std::sync::LazyLock<Vec<Refusal>> = std::sync::LazyLock::new(|| {
+    let date = NaiveDate::MIN;
+    vec![
+        Refusal::AfterCutoff { date },
+        Refusal::NoServiceThatDay {
+            date,
+            reason: crate::bookings::NoService::OutsideSchoolYear,
+        },
+        Refusal::Suspended { date },
+        Refusal::AlreadyAbsent { date },
+        Refusal::AlreadyPlainMeal { date },
+        Refusal::NothingToUndo { date },
+        Refusal::NoServiceDayAhead,
+        Refusal::AlreadySuspended { since: date },
+        Refusal::ReturnNotAfterStart {
+            from: date,
+            until: date,
+        },
+        Refusal::NotSuspended,
+        Refusal::DayClosed { date },
+    ]
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +252,13 @@ mod tests {
         );
         assert!(!printed.contains("58213"), "{printed}");
         assert!(printed.contains("****3"), "{printed}");
+    }
+
+    #[test]
+    fn one_sample_of_each_refusal() {
+        let kinds: std::collections::BTreeSet<&str> =
+            REFUSAL_SAMPLES.iter().map(refusal_key).collect();
+        assert_eq!(kinds.len(), REFUSAL_KEYS.len());
     }
 
     #[test]

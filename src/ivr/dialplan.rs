@@ -258,6 +258,42 @@ impl Dialplan {
         self.lines.get(state).copied()
     }
 
+    /// Every audio file a call of this dialplan may play in `lang`: the
+    /// prompts it names and the fragments its slots are spoken with. The
+    /// runtime checks at start that the prompt folder has them all.
+    pub fn prompt_ids(&self, lang: Lang) -> std::collections::BTreeSet<PromptId> {
+        let mut ids: std::collections::BTreeSet<PromptId> = self
+            .states
+            .values()
+            .flat_map(State::items)
+            .filter_map(|item| match item {
+                Item::Prompt(id) => Some(id.clone()),
+                Item::Slot(_) => None,
+            })
+            .collect();
+        let says_refusals = self
+            .states
+            .values()
+            .flat_map(State::items)
+            .any(|item| *item == Item::Slot(Slot::Refusal));
+        let says_values = self
+            .states
+            .values()
+            .flat_map(State::items)
+            .any(|item| matches!(item, Item::Slot(s) if *s != Slot::Refusal));
+        if says_values {
+            ids.extend(super::speech::fragment_ids(lang));
+        }
+        if says_refusals {
+            ids.extend(
+                super::actions::REFUSAL_SAMPLES
+                    .iter()
+                    .map(super::speech::refusal_prompt),
+            );
+        }
+        ids
+    }
+
     /// Parses and validates: what `serve` and `mensa dialplan check` use.
     pub fn load(text: &str, catalogue: &PromptCatalogue) -> Result<Dialplan, Problems> {
         let plan = Dialplan::parse(text)?;

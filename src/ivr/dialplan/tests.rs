@@ -52,6 +52,28 @@ fn the_default_dialplan_is_valid() {
 }
 
 #[test]
+fn the_audio_a_call_may_play() {
+    let plan = Dialplan::parse(DEFAULT).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+    for lang in crate::ivr::speech::Lang::ALL {
+        let ids = plan.prompt_ids(lang);
+        for id in [
+            "greeting",
+            "menu_options",
+            "weekday_4",
+            "already_absent",
+            "not_suspended",
+        ] {
+            assert!(ids.iter().any(|i| i.as_str() == id), "{lang}: {id}");
+        }
+        for id in &ids {
+            let wav = dir.join(lang.code()).join(format!("{id}.wav"));
+            assert!(wav.exists(), "{}", wav.display());
+        }
+    }
+}
+
+#[test]
 fn every_dialplan_in_the_folder_is_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans");
     for entry in std::fs::read_dir(dir).unwrap() {
