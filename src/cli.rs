@@ -41,6 +41,11 @@ const DEFAULT_DATABASE_URL: &str = "sqlite://mensa.db";
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Dialplans (dialplans/*.toml).
+    Dialplan {
+        #[command(subcommand)]
+        command: DialplanCommand,
+    },
     /// Import (or re-import) ente, schools, calendars, families and news.
     Import {
         /// The TOML file (shape: shared/reference/import-example.toml).
@@ -84,11 +89,6 @@ enum Command {
         user_code: String,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-    },
-    /// Dialplans (dialplans/*.toml).
-    Dialplan {
-        #[command(subcommand)]
-        command: DialplanCommand,
     },
     /// Run the service: the store and the daily closing.
     Serve {
@@ -161,6 +161,9 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             .with_context(|| format!("cannot open the database {}", redact_url(&url)))
     };
     match cli.command {
+        Command::Dialplan {
+            command: DialplanCommand::Check { files, prompts },
+        } => dialplan_check(out, &files, prompts.as_deref()),
         Command::Import { file } => {
             let store = open(url).await?;
             import_file(out, &store, &file).await
@@ -199,9 +202,6 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             ledger(out, &open(url).await?, &user_code, format).await
         }
         Command::Serve { now, demo } => serve(url, now, demo).await,
-        Command::Dialplan {
-            command: DialplanCommand::Check { files, prompts },
-        } => dialplan_check(out, &files, prompts.as_deref()),
     }
 }
 
