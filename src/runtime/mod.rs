@@ -2,7 +2,8 @@
 //! clock: it drives the sans-IO layers and the store.
 
 pub mod clock;
-pub mod ivr_actions;
 pub mod scheduler;
+// The phone line's actions against the store.
+pub mod ivr_actions;
 
 pub use clock::{ShiftedClock, SystemClock};
