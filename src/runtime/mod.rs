@@ -3,7 +3,7 @@
 
 pub mod clock;
 pub mod scheduler;
-// The phone line's actions against the store.
+
 pub mod ivr_actions;
 
 pub use clock::{ShiftedClock, SystemClock};
