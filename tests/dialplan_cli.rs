@@ -50,8 +50,8 @@ fn a_broken_dialplan_fails_with_each_problem_and_its_place() {
     std::fs::write(&file, fixed).unwrap();
     let text = String::from_utf8(check(&[file.to_str().unwrap()]).stdout).unwrap();
     for expected in [
-        "state `code_unknown`: unknown prompt `code_unknwon`",
-        "state `menu`, key `6`: unknown target state `credit`",
+        "line 61: state `code_unknown`, play: unknown prompt `code_unknwon`",
+        "line 92: state `menu`, key `6`: unknown target state `credit`",
         "state `balance`: unreachable from the start state",
     ] {
         assert!(text.contains(expected), "{expected:?} in {text}");

@@ -21,6 +21,7 @@
 
 mod flow;
 mod parse;
+mod source;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -38,8 +39,8 @@ pub struct Dialplan {
     start: String,
     limits: Limits,
     states: BTreeMap<String, State>,
-    /// The line of each state's `[states.NAME]` header, for messages.
-    lines: BTreeMap<String, usize>,
+    /// Where states and their keys are in the text, for messages.
+    lines: source::SourceLines,
 }
 
 /// Call-wide limits.
@@ -255,7 +256,13 @@ impl Dialplan {
 
     /// The line of a state's header in the source, if known.
     pub fn line_of(&self, state: &str) -> Option<usize> {
-        self.lines.get(state).copied()
+        self.lines.header(state)
+    }
+
+    /// The line of a place in a state ("next", "key `9`", "result `ok`"),
+    /// else of the state's header.
+    pub(crate) fn line_of_place(&self, state: &str, detail: &str) -> Option<usize> {
+        self.lines.line(state, detail)
     }
 
     /// Every audio file a call of this dialplan may play in `lang`: the
@@ -324,6 +331,22 @@ impl State {
                 .collect(),
             State::HangUp(_) => Vec::new(),
         }
+    }
+
+    /// Every item said in this state, with the field it is in.
+    pub fn items_by_field(&self) -> Vec<(&'static str, &Item)> {
+        let mut out: Vec<(&'static str, &Item)> = Vec::new();
+        let (play, no_input, invalid): (&[Item], &[Item], &[Item]) = match self {
+            State::Play(p) => (&p.prompts, &[], &[]),
+            State::Collect(c) => (&c.prompts, &c.no_input, &[]),
+            State::Menu(m) => (&m.prompts, &m.no_input, &m.invalid),
+            State::Action(_) => (&[], &[], &[]),
+            State::HangUp(h) => (&h.prompts, &[], &[]),
+        };
+        out.extend(play.iter().map(|i| ("play", i)));
+        out.extend(no_input.iter().map(|i| ("no_input", i)));
+        out.extend(invalid.iter().map(|i| ("invalid", i)));
+        out
     }
 
     /// Every item said in this state.

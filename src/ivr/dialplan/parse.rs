@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::source::SourceLines;
 use super::{
     ActionName, ActionState, Collect, Dialplan, HangUp, Item, Limits, Menu, Play, Problem,
     Problems, Slot, State, Variable,
@@ -104,7 +105,7 @@ impl RawState {
 /// Collects the problems of one state.
 struct Checker<'a> {
     state: &'a str,
-    line: Option<usize>,
+    lines: &'a SourceLines,
     problems: &'a mut Vec<Problem>,
 }
 
@@ -116,7 +117,7 @@ impl Checker<'_> {
             format!("state `{}`, {detail}", self.state)
         };
         self.problems.push(Problem {
-            line: self.line,
+            line: self.lines.line(self.state, detail),
             place,
             message,
         });
@@ -197,15 +198,11 @@ impl Dialplan {
         })?;
         let mut problems = Vec::new();
         let mut states = BTreeMap::new();
-        let mut lines = BTreeMap::new();
+        let lines = SourceLines::scan(text);
         for (name, raw_state) in &raw.states {
-            let line = state_line(text, name);
-            if let Some(line) = line {
-                lines.insert(name.clone(), line);
-            }
             let mut check = Checker {
                 state: name,
-                line,
+                lines: &lines,
                 problems: &mut problems,
             };
             if let Some(state) = state(&mut check, raw_state) {
@@ -412,17 +409,4 @@ pub(super) fn line_at(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .map_or(0, |before| before.matches('\n').count())
         + 1
-}
-
-/// The line of `[states.NAME]` (or `[states."NAME"]`), if the state is
-/// written as a table header.
-fn state_line(text: &str, name: &str) -> Option<usize> {
-    let plain = format!("[states.{name}]");
-    let quoted = format!("[states.\"{name}\"]");
-    text.lines()
-        .position(|l| {
-            let l = l.trim();
-            l.starts_with(&plain) || l.starts_with(&quoted)
-        })
-        .map(|i| i + 1)
 }

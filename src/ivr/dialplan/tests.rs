@@ -97,22 +97,22 @@ fn mistakes_are_named_with_their_place() {
         (
             "unknown prompt",
             (r#"play = ["greeting"]"#, r#"play = ["greetings"]"#),
-            "line 4: state `hello`: unknown prompt `greetings` (not in the it, en catalogue)",
+            "line 6: state `hello`, play: unknown prompt `greetings` (not in the it, en catalogue)",
         ),
         (
             "unknown slot",
             (r#"play = ["greeting"]"#, r#"play = ["{tomorrow}"]"#),
-            "line 4: state `hello`, play: unknown slot \"{tomorrow}\"",
+            "line 6: state `hello`, play: unknown slot \"{tomorrow}\"",
         ),
         (
             "unknown action",
             ("action = \"check_window\"", "action = \"launch\""),
-            "line 15: state `window`, action: unknown action \"launch\"",
+            "line 17: state `window`, action: unknown action \"launch\"",
         ),
         (
             "unknown target",
             (r#""9" = "ask""#, r#""9" = "asked""#),
-            "line 9: state `ask`, key `9`: unknown target state `asked`",
+            "line 13: state `ask`, key `9`: unknown target state `asked`",
         ),
         (
             "missing result",
@@ -122,7 +122,7 @@ fn mistakes_are_named_with_their_place() {
         (
             "impossible result",
             ("failed = \"bye\"", "failed = \"bye\", ok = \"bye\""),
-            "line 15: state `window`, result `ok`: action `check_window` never gives this result",
+            "line 18: state `window`, result `ok`: action `check_window` never gives this result",
         ),
         (
             "unreachable",
@@ -137,7 +137,7 @@ fn mistakes_are_named_with_their_place() {
         (
             "bad key",
             (r#""9" = "ask""#, r#""99" = "ask""#),
-            "line 9: state `ask`, key `99`: \"99\" is not a key",
+            "line 13: state `ask`, key `99`: \"99\" is not a key",
         ),
         (
             "field of another kind",
@@ -173,7 +173,7 @@ fn mistakes_are_named_with_their_place() {
                 "next = \"ask\"",
                 "next = \"ask\"\nlanguage_keys = { \"*\" = \"fr\" }",
             ),
-            "line 4: state `hello`, language key `*`: unknown language \"fr\"",
+            "line 8: state `hello`, language key `*`: unknown language \"fr\"",
         ),
     ] {
         let text = SMALL.replacen(from, to, 1);

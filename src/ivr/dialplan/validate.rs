@@ -76,7 +76,7 @@ impl Dialplan {
                 format!("state `{state}`, {detail}")
             };
             problems.push(Problem {
-                line: self.line_of(state),
+                line: self.line_of_place(state, detail),
                 place,
                 message,
             });
@@ -90,14 +90,14 @@ impl Dialplan {
             );
         }
         for (name, state) in self.states() {
-            for item in state.items() {
+            for (field, item) in state.items_by_field() {
                 if let Item::Prompt(id) = item {
                     let missing = catalogue.missing(id);
                     if !missing.is_empty() {
                         let langs: Vec<&str> = missing.iter().map(|l| l.code()).collect();
                         problem(
                             name,
-                            "",
+                            field,
                             format!(
                                 "unknown prompt `{id}` (not in the {} catalogue)",
                                 langs.join(", ")
