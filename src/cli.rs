@@ -41,6 +41,11 @@ const DEFAULT_DATABASE_URL: &str = "sqlite://mensa.db";
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Dialplans (dialplans/*.toml).
+    Dialplan {
+        #[command(subcommand)]
+        command: DialplanCommand,
+    },
     /// Import (or re-import) ente, schools, calendars, families and news.
     Import {
         /// The TOML file (shape: shared/reference/import-example.toml).
@@ -96,6 +101,20 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum DialplanCommand {
+    /// Check a dialplan: prompts, actions, target states, reachability,
+    /// dead ends, timeout paths. Exit status 1 with each problem listed.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A prompt folder whose <lang>/catalogue.toml to check prompt ids
+        /// against (default: the catalogues built in).
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+    },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
     Text,
@@ -146,6 +165,9 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             .with_context(|| format!("cannot open the database {}", redact_url(&url)))
     };
     match cli.command {
+        Command::Dialplan {
+            command: DialplanCommand::Check { files, prompts },
+        } => dialplan_check(out, &files, prompts.as_deref()),
         Command::Import { file } => {
             let store = open(url).await?;
             import_file(out, &store, &file).await
@@ -185,6 +207,36 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
         }
         Command::Serve { now, demo } => serve(url, now, demo).await,
     }
+}
+
+/// `mensa dialplan check FILE...`: every problem on its own line, prefixed
+/// with the file name.
+fn dialplan_check(
+    out: &mut String,
+    files: &[PathBuf],
+    prompts: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    use crate::runtime::ivr_actions::{DialplanError, load_dialplan, prompt_catalogue};
+    let catalogue = prompt_catalogue(prompts)?;
+    let mut code = ExitCode::SUCCESS;
+    for file in files {
+        match load_dialplan(file, &catalogue) {
+            Ok(plan) => outln!(
+                out,
+                "{}: ok ({} states)",
+                file.display(),
+                plan.states().count()
+            ),
+            Err(DialplanError::Invalid { problems, .. }) => {
+                for problem in &problems.0 {
+                    outln!(out, "{}: {problem}", file.display());
+                }
+                code = ExitCode::FAILURE;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(code)
 }
 
 /// Hides a password in a database URL before it is printed.

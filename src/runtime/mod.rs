@@ -5,4 +5,6 @@ pub mod clock;
 pub mod scheduler;
 pub mod sip;
 
+pub mod ivr_actions;
+
 pub use clock::{ShiftedClock, SystemClock};
