@@ -2,9 +2,8 @@
 //! clock: it drives the sans-IO layers and the store.
 
 pub mod clock;
+pub mod ivr_actions;
 pub mod scheduler;
 pub mod sip;
-
-pub mod ivr_actions;
 
 pub use clock::{ShiftedClock, SystemClock};
