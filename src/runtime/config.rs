@@ -291,6 +291,12 @@ mod tests {
             ..Overrides::default()
         });
         assert!(matches!(bad.resolve(1), Err(ConfigError::Sip(_))));
+        let example: ServeSettings =
+            toml::from_str(include_str!("../../docs/mensa.example.toml")).unwrap();
+        let r = example.resolve(1).unwrap();
+        assert_eq!(r.endpoint.route("0240709125"), Some("default"));
+        assert!(r.endpoint.is_allowed("192.0.2.9".parse().unwrap()));
+        assert_eq!(r.calls.shutdown_grace, Duration::from_secs(60));
         assert!(matches!(
             advertised(
                 "0.0.0.0:5060".parse().unwrap(),

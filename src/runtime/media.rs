@@ -189,6 +189,8 @@ impl Drop for MediaEngine {
 const WAKER: Token = Token(usize::MAX);
 /// Largest RTP/RTCP datagram read (Ethernet MTU is plenty for G.711).
 const MAX_DATAGRAM: usize = 2048;
+/// Datagrams read from one socket per readiness event.
+const MAX_READS_PER_WAKE: usize = 256;
 /// Lateness is copied out for `MediaEngine::lateness` this often.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
@@ -389,7 +391,10 @@ impl Ticker {
         let Some(call) = self.calls.get_mut(k).and_then(Option::as_mut) else {
             return;
         };
-        loop {
+        // Edge-triggered readiness: read until WouldBlock, but bounded so
+        // a flood on one port cannot starve the other calls of the shard.
+        let mut errors = 0;
+        for _ in 0..MAX_READS_PER_WAKE {
             let socket = if rtcp { &call.rtcp } else { &call.rtp };
             match socket.recv_from(buf) {
                 Ok((n, from)) => {
@@ -402,10 +407,14 @@ impl Ticker {
                     call.session.handle_input(Instant::now(), input);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // ICMP port unreachable and the like: the socket lives on.
+                // ICMP port unreachable and the like: reported once, the
+                // datagrams behind it are still there.
                 Err(e) => {
                     tracing::debug!(call = call.id.0, error = %e, "RTP receive error");
-                    break;
+                    errors += 1;
+                    if errors > 4 {
+                        break;
+                    }
                 }
             }
         }
