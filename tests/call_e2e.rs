@@ -9,8 +9,11 @@
 #![allow(clippy::unwrap_used)] // test code may unwrap (STYLE.md)
 
 use std::net::{SocketAddr, UdpSocket};
+
+mod uac;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
+use uac::{Uac, header, media_port, offer};
 
 use mensa::media::dtmf::merge::InbandMode;
 use mensa::media::g711::Law;
@@ -73,67 +76,6 @@ fn tone(f1: f32, f2: f32, n: usize, phase0: usize) -> Vec<i16> {
         .collect()
 }
 
-/// A minimal UAC: one dialog, requests built by hand.
-struct Uac {
-    sip: UdpSocket,
-    server: SocketAddr,
-    me: SocketAddr,
-    to_tag: String,
-    cseq: u32,
-}
-
-impl Uac {
-    fn request(&mut self, method: &str, cseq: u32, extra: &str, body: &str) {
-        let to_tag = if self.to_tag.is_empty() {
-            String::new()
-        } else {
-            format!(";tag={}", self.to_tag)
-        };
-        let msg = format!(
-            "{method} sip:800082653@{server} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {me};branch=z9hG4bKe2e{method}{cseq};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:3331234567@127.0.0.1>;tag=caller1\r\n\
-             To: <sip:800082653@127.0.0.1>{to_tag}\r\n\
-             Call-ID: e2e-call@127.0.0.1\r\n\
-             CSeq: {cseq} {method}\r\n\
-             Contact: <sip:3331234567@{me}>\r\n\
-             {extra}Content-Length: {}\r\n\r\n{body}",
-            body.len(),
-            server = self.server,
-            me = self.me,
-        );
-        self.sip.send_to(msg.as_bytes(), self.server).unwrap();
-    }
-
-    /// The next SIP message (skipping nothing).
-    fn recv(&self) -> String {
-        let mut buf = [0u8; 4096];
-        self.sip
-            .set_read_timeout(Some(Duration::from_secs(3)))
-            .unwrap();
-        let (n, _) = self.sip.recv_from(&mut buf).expect("a SIP message in time");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
-
-    /// The next final response to `method`.
-    fn final_response(&self, method: &str) -> String {
-        loop {
-            let m = self.recv();
-            let is_final = m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1");
-            if is_final && m.contains(&format!(" {method}\r\n")) {
-                return m;
-            }
-        }
-    }
-}
-
-fn header<'a>(msg: &'a str, name: &str) -> &'a str {
-    msg.lines()
-        .find(|l| l.starts_with(name))
-        .unwrap_or_else(|| panic!("no {name} in {msg}"))
-}
-
 #[test]
 fn a_call_with_keys_from_three_paths_and_a_steady_prompt() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -174,37 +116,21 @@ fn a_call_with_keys_from_three_paths_and_a_steady_prompt() {
         ))
         .unwrap();
 
-    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut uac = Uac {
-        me: sip.local_addr().unwrap(),
-        sip,
-        server: server.sip_addr,
-        to_tag: String::new(),
-        cseq: 1,
-    };
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {} RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n",
-        media.local_addr().unwrap().port()
-    );
-    uac.request("INVITE", 1, "Content-Type: application/sdp\r\n", &sdp);
-    let ok = uac.final_response("INVITE");
+    let mut uac = Uac::new(server.sip_addr, "e2e");
+    let ok = uac.call(&offer(
+        media.local_addr().unwrap().port(),
+        1,
+        "sendrecv",
+        "127.0.0.1",
+    ));
     assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
-    uac.to_tag = header(&ok, "To:").split(";tag=").nth(1).unwrap().to_owned();
-    let port: u16 = header(&ok, "m=audio ")
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = media_port(&ok);
     assert!(header(&ok, "m=audio").contains(" 8 101"), "{ok}");
     assert_eq!(port % 2, 0, "RTP on an even port");
     assert!((low..low + 19).contains(&port));
     assert!(ok.contains("c=IN IP4 127.0.0.1"), "{ok}");
     let server_rtp: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
-    uac.request("ACK", 1, "", "");
     let info = start_rx.recv_timeout(Duration::from_secs(3)).unwrap();
     assert_eq!(
         (info.called.as_str(), info.dialplan.as_str()),
@@ -272,10 +198,7 @@ fn a_call_with_keys_from_three_paths_and_a_steady_prompt() {
     }
     uac.sip.set_nonblocking(false).unwrap();
     assert!(uac.final_response("INFO").starts_with("SIP/2.0 200 OK"));
-    uac.cseq += 1;
-    let cseq = uac.cseq;
-    uac.request("BYE", cseq, "", "");
-    assert!(uac.final_response("BYE").starts_with("SIP/2.0 200 OK"));
+    assert!(uac.bye().starts_with("SIP/2.0 200 OK"));
 
     // The logic's view: "123", each once, each after its KeyDown; the
     // prompt finished; the call ended by the caller.

@@ -219,6 +219,7 @@ pub async fn start(
         prompts,
         logic,
         calls: HashMap::new(),
+        closing: HashMap::new(),
         command_tx,
     };
     let task = tokio::spawn(control.run(control_rx, command_rx, report_rx));
@@ -246,6 +247,8 @@ struct Controller {
     prompts: Arc<PromptLibrary>,
     logic: Arc<dyn CallLogic>,
     calls: HashMap<CallId, Call>,
+    /// Ended calls whose sockets the media ticker is closing.
+    closing: HashMap<CallId, u16>,
     command_tx: mpsc::UnboundedSender<(CallId, CallCommand)>,
 }
 
@@ -417,9 +420,12 @@ impl Controller {
             SipEvent::CallEnded { call, reason } => {
                 if let Some(c) = self.calls.remove(&call) {
                     if c.sockets.is_none() {
+                        // The pair goes back once the ticker closed it.
                         self.media.send(call, MediaCommand::End);
+                        self.closing.insert(call, c.port);
+                    } else {
+                        self.pool.release(c.port);
                     }
-                    self.pool.release(c.port);
                     if let Some(logic) = c.logic {
                         let _ = logic.send(CallEvent::Ended(reason));
                     }
@@ -459,6 +465,12 @@ impl Controller {
     }
 
     fn media_report(&mut self, call: CallId, report: MediaReport) {
+        if report == MediaReport::Closed {
+            if let Some(port) = self.closing.remove(&call) {
+                self.pool.release(port);
+            }
+            return;
+        }
         let Some(c) = self.calls.get(&call) else {
             return;
         };
@@ -471,6 +483,7 @@ impl Controller {
                 let _ = self.sip.commands.send(SipCommand::HangUp { call });
                 return;
             }
+            MediaReport::Closed => return,
         };
         if let Some(logic) = &c.logic {
             let _ = logic.send(event);

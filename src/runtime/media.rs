@@ -88,6 +88,8 @@ pub enum MediaReport {
     PlayFinished(u64),
     /// No RTP for the inactivity timeout: hang up.
     Inactive,
+    /// After `End`: the sockets are closed, the ports may be bound again.
+    Closed,
 }
 
 enum ShardCommand {
@@ -378,6 +380,7 @@ impl Ticker {
                     let _ = registry.deregister(&mut call.rtcp);
                 }
                 self.free.push(k);
+                let _ = self.reports.send((id, MediaReport::Closed));
             }
         }
     }
