@@ -90,7 +90,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Run the service: the store and the daily closing.
+    /// Run the service: the phone line (SIP + RTP), the store and the
+    /// daily closing (docs/deployment.md).
     Serve {
         /// Start the clock at this local time ("YYYY-MM-DD HH:MM") and run on.
         #[arg(long)]
@@ -98,6 +99,20 @@ enum Command {
         /// Import the built-in demo data into a fresh database first.
         #[arg(long)]
         demo: bool,
+        /// The config file (TOML: [sip], [media], [shutdown]); without it
+        /// only loopback may call.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// SIP listen address, UDP and TCP [default: 0.0.0.0:5060].
+        #[arg(long, value_name = "ADDR")]
+        sip_listen: Option<std::net::SocketAddr>,
+        /// Address in Contact and SDP [default: the listen address, or the
+        /// default route's interface when listening on 0.0.0.0].
+        #[arg(long, value_name = "ADDR")]
+        sip_advertise: Option<std::net::SocketAddr>,
+        /// RTP port range, even LOW [default: 20000-29999].
+        #[arg(long, value_name = "LOW-HIGH")]
+        rtp_ports: Option<String>,
     },
 }
 
@@ -205,7 +220,21 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
         Command::Ledger { user_code, format } => {
             ledger(out, &open(url).await?, &user_code, format).await
         }
-        Command::Serve { now, demo } => serve(url, now, demo).await,
+        Command::Serve {
+            now,
+            demo,
+            config,
+            sip_listen,
+            sip_advertise,
+            rtp_ports,
+        } => {
+            let overrides = runtime::config::Overrides {
+                sip_listen,
+                sip_advertise,
+                rtp_ports,
+            };
+            serve(url, now, demo, config, overrides).await
+        }
     }
 }
 
@@ -538,7 +567,20 @@ pub fn demo_data(today: NaiveDate) -> String {
         .replace("{Y}", &year.to_string())
 }
 
-async fn serve(url: Option<String>, now: Option<String>, demo: bool) -> Result<ExitCode> {
+async fn serve(
+    url: Option<String>,
+    now: Option<String>,
+    demo: bool,
+    config: Option<PathBuf>,
+    overrides: runtime::config::Overrides,
+) -> Result<ExitCode> {
+    // The config and the prompts first: a mistake there stops us before
+    // anything is opened.
+    let mut settings = runtime::config::ServeSettings::load(config.as_deref())?;
+    settings.apply(&overrides);
+    let resolved = settings.resolve(runtime::calls::random_u64())?;
+    let prompts = crate::media::prompts::PromptLibrary::load(&resolved.prompts)
+        .context("cannot load the prompts")?;
     let demo_file = (demo && url.is_none())
         .then(|| std::env::temp_dir().join(format!("mensa-demo-{}.db", std::process::id())));
     let remove_demo_file = || {
@@ -568,9 +610,9 @@ async fn serve(url: Option<String>, now: Option<String>, demo: bool) -> Result<E
             bail!("the built-in demo data did not import");
         }
     }
-    let settings = store.settings().await?;
+    let settings_db = store.settings().await?;
     if let Some(now) = now {
-        clock = Arc::new(ShiftedClock::starting_at(parse_local(&settings, &now)?));
+        clock = Arc::new(ShiftedClock::starting_at(parse_local(&settings_db, &now)?));
     }
     // Signal handlers first: a SIGTERM right after "serving" must stop us
     // gracefully, not kill us.
@@ -579,18 +621,38 @@ async fn serve(url: Option<String>, now: Option<String>, demo: bool) -> Result<E
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("cannot install the SIGINT handler")?;
     let started = store
-        .mark_service_started(settings.today(clock.now()))
+        .mark_service_started(settings_db.today(clock.now()))
         .await?;
+    let advertise = resolved.endpoint.advertise;
+    let calls = runtime::calls::start(
+        resolved.calls,
+        resolved.endpoint,
+        Arc::new(prompts),
+        runtime::greeting::logic(),
+    )
+    .await
+    .context("cannot start the phone line")?;
     tracing::info!(
         database = %redact_url(&url),
-        now = %settings.local(clock.now()),
+        now = %settings_db.local(clock.now()),
         service_started_on = %started,
+        sip = %calls.sip_addr,
+        advertise = %advertise,
+        rtp_ports = %settings.sip.rtp_ports,
         "mensa serving"
     );
     let scheduler = tokio::spawn(runtime::scheduler::run(store.clone(), clock.clone()));
     tokio::select! {
         _ = interrupt.recv() => tracing::info!("interrupted; stopping"),
         _ = terminate.recv() => tracing::info!("SIGTERM; stopping"),
+    }
+    // Calls in progress finish (up to [shutdown] grace_secs); a second
+    // signal stops at once.
+    let shutdown = calls.shutdown();
+    tokio::select! {
+        () = shutdown => {}
+        _ = interrupt.recv() => tracing::warn!("interrupted again; not waiting for calls"),
+        _ = terminate.recv() => tracing::warn!("SIGTERM again; not waiting for calls"),
     }
     scheduler.abort();
     store.close().await;

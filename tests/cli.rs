@@ -173,7 +173,14 @@ fn close_day_kitchen_and_ledger() {
 fn serve_demo_starts_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
-        .args(["serve", "--demo", "--now", "2026-12-07 19:00"])
+        .args([
+            "serve",
+            "--demo",
+            "--now",
+            "2026-12-07 19:00",
+            "--sip-listen",
+            "127.0.0.1:0",
+        ])
         .env_remove("MENSA_DATABASE_URL")
         .env("RUST_LOG", "info")
         .env("TMPDIR", dir.path())
@@ -218,7 +225,7 @@ fn serve_demo_starts_and_stops_on_sigterm() {
 fn serve_outlives_a_closed_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
-        .args(["serve", "--demo"])
+        .args(["serve", "--demo", "--sip-listen", "127.0.0.1:0"])
         .env_remove("MENSA_DATABASE_URL")
         .env("TMPDIR", dir.path())
         .stdout(Stdio::piped())

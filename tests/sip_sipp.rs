@@ -171,6 +171,74 @@ async fn sipp_reinvite() {
     assert_eq!(ended, vec![EndReason::RemoteHangup; 2]);
 }
 
+/// The real binary: `mensa serve --demo` (no config file: loopback may
+/// call, 800082653 routes to the default dialplan) answers sipp's `uac`,
+/// with RTP ports from the pool, then stops gracefully on SIGTERM.
+#[tokio::test]
+#[ignore = "needs sipp (Debian sip-tester); .ci/run runs it"]
+async fn sipp_uac_against_mensa_serve_demo() {
+    use std::io::BufRead;
+    if std::process::Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        panic!("sipp is not installed: apt-get install -y sip-tester");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let low = 40_000 + (std::process::id() % 500) as u16 * 20;
+    let ports = format!("{low}-{}", low + 19);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(["serve", "--demo", "--sip-listen", "127.0.0.1:0"])
+        .args(["--rtp-ports", &ports])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("MENSA_DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let serving = stderr
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("mensa serving"))
+        .expect("mensa serving");
+    let sip = serving
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("sip="))
+        .expect("sip= in the serving line")
+        .to_owned();
+    let output = tokio::process::Command::new("sipp")
+        .arg(&sip)
+        .args(["-sn", "uac", "-s", "800082653", "-m", "5", "-r", "10"])
+        .args(["-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "30s"])
+        .args(["-timeout_error", "-d", "200"])
+        .current_dir(dir.path())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("sipp in time")
+        .unwrap();
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        output.status.success(),
+        "sipp uac against mensa serve --demo failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(status.success(), "mensa serve exited with {status:?}");
+}
+
 /// Load figure for docs/benchmarks.md, not a pass/fail test: run with
 /// `cargo test --release --test sip_sipp -- --ignored --nocapture sipp_load`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,6 +158,9 @@ pub struct RtpSession {
     config: SessionConfig,
     seed: SessionSeed,
     start: Instant,
+    /// Origin of the frame deadlines (`grid + n·ptime`); moves only when
+    /// the ptime changes.
+    grid: Instant,
     frame_samples: u32,
     frames_due: u64,
     next_frame: Instant,
@@ -183,6 +186,12 @@ pub struct RtpSession {
     frame: Vec<u8>,
     decoded: Vec<i16>,
     closed: bool,
+    /// False while the caller holds us (RFC 3264 §8.4): frames keep their
+    /// clock but are not sent.
+    sending: bool,
+    /// False while the stream is inactive or sendonly on our side: no
+    /// inactivity timeout (nothing is expected).
+    receiving: bool,
 }
 
 impl RtpSession {
@@ -210,6 +219,7 @@ impl RtpSession {
             destination: params.remote_rtp,
             rtcp_destination,
             start: now,
+            grid: now,
             frame_samples,
             frames_due: 0,
             next_frame: now,
@@ -232,6 +242,8 @@ impl RtpSession {
             frame: vec![0; frame_samples as usize],
             decoded: Vec::with_capacity(frame_samples as usize),
             closed: false,
+            sending: true,
+            receiving: true,
             params,
             config,
             seed,
@@ -255,6 +267,62 @@ impl RtpSession {
     /// Where RTP goes now (the SDP address until latched).
     pub fn destination(&self) -> SocketAddr {
         self.destination
+    }
+
+    /// A re-INVITE or UPDATE changed the stream (RFC 3264 §8): codec,
+    /// payload types, ptime, address, direction. Our SSRC, sequence numbers
+    /// and timestamps continue (RFC 3550 §5.1) and queued prompts keep
+    /// playing. A new remote address drops the latch (the caller moved);
+    /// `sending: false` is hold (§8.4): frames keep their clock, unsent;
+    /// `receiving: false` suspends the inactivity timeout.
+    pub fn renegotiate(
+        &mut self,
+        now: Instant,
+        params: MediaParams,
+        sending: bool,
+        receiving: bool,
+    ) {
+        if params.remote_rtp != self.params.remote_rtp {
+            self.latched = None;
+            self.destination = params.remote_rtp;
+            self.rtcp_destination = params.remote_rtcp.unwrap_or_else(|| {
+                let mut a = params.remote_rtp;
+                a.set_port(a.port().wrapping_add(1));
+                a
+            });
+        }
+        if params.telephone_event != self.params.telephone_event {
+            self.events_in = params
+                .telephone_event
+                .map(|te| EventReceiver::new(te.clock_rate));
+        }
+        let inband = self.config.inband.active(params.telephone_event.is_some());
+        match (inband, self.inband.is_some()) {
+            (true, false) => self.inband = Some(InbandDetector::new()),
+            (false, true) => self.inband = None,
+            (true, true) | (false, false) => {}
+        }
+        if params.ptime != self.params.ptime {
+            // The new grid starts at the next frame's deadline.
+            let ptime_ms = params.ptime.as_millis().clamp(10, 120) as u32;
+            self.frame_samples = 8 * ptime_ms;
+            self.frame.resize(self.frame_samples as usize, 0);
+            self.grid = self.next_frame;
+            self.frames_due = 0;
+        }
+        if self.params.codec != params.codec {
+            self.last_audio = None;
+        }
+        self.params = params;
+        if receiving && !self.receiving {
+            self.last_rx = now;
+            self.inactive_reported = false;
+        }
+        self.sending = sending;
+        self.receiving = receiving;
+        if !sending {
+            self.in_talkspurt = false;
+        }
     }
 
     /// The call is over: send a last report with an RTCP BYE (RFC 3550
@@ -303,7 +371,7 @@ impl RtpSession {
                 self.in_talkspurt = false;
             }
             self.frames_due += 1;
-            self.next_frame = self.start + self.params.ptime * self.frames_due as u32;
+            self.next_frame = self.grid + self.params.ptime * self.frames_due as u32;
         }
         if now >= self.next_report {
             self.send_report(now);
@@ -315,6 +383,9 @@ impl RtpSession {
             rx.handle_timeout(now);
         }
         self.drain_keys();
+        if !self.receiving {
+            self.last_rx = now;
+        }
         if !self.inactive_reported && now >= self.last_rx + self.config.inactivity_timeout {
             self.inactive_reported = true;
             self.events.push_back(MediaEvent::Inactive);
@@ -334,7 +405,7 @@ impl RtpSession {
             return None;
         }
         let mut t = self.next_frame.min(self.next_report);
-        if !self.inactive_reported {
+        if !self.inactive_reported && self.receiving {
             t = t.min(self.last_rx + self.config.inactivity_timeout);
         }
         if let Some(e) = self
@@ -352,6 +423,10 @@ impl RtpSession {
         let filled = self.playout.fill(law, &mut self.frame);
         for id in filled.finished {
             self.events.push_back(MediaEvent::PlayFinished(id));
+        }
+        if !self.sending {
+            self.timestamp = self.timestamp.wrapping_add(self.frame_samples);
+            return;
         }
         // RFC 3551 §4.1: marker on the first packet of a talkspurt.
         let marker = filled.audio && !self.in_talkspurt;

@@ -473,3 +473,57 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn renegotiate_hold_resume_new_address_codec_and_ptime() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    let id = t.s.play(tone_prompt(8000)); // 1 s
+    t.run_to(100);
+    t.rtp_in(8, 1000, true, &[0xD5; 160]); // latched to NAT
+    assert_eq!(t.s.destination(), NAT.parse().unwrap());
+    let sent_before_hold = t.rtp_sent().len();
+    // Hold (RFC 3264 §8.4): nothing sent, no inactivity while on hold.
+    let mut held = params(Law::ALaw, TE);
+    held.remote_rtp = "0.0.0.0:40000".parse().unwrap();
+    t.s.renegotiate(t.now, held, false, false);
+    t.run_to(40_100);
+    assert_eq!(t.rtp_sent().len(), sent_before_hold, "silent on hold");
+    assert!(!t.events.contains(&MediaEvent::Inactive), "{:?}", t.events);
+    assert!(
+        t.events.contains(&MediaEvent::PlayFinished(id)),
+        "the prompt keeps its clock on hold: it finishes, unheard"
+    );
+    // Resume at a new address with PCMU and 30 ms: numbering continues.
+    let mut moved = params(Law::MuLaw, None);
+    moved.remote_rtp = "192.0.2.99:50000".parse().unwrap();
+    moved.ptime = Duration::from_millis(30);
+    t.s.renegotiate(t.now, moved, true, true);
+    t.run_to(40_400);
+    let sent = t.rtp_sent();
+    let after = &sent[sent_before_hold..];
+    assert_eq!(after.len(), 10, "one frame per 30 ms");
+    assert!(
+        after
+            .iter()
+            .all(|p| p.3 == "192.0.2.99:50000".parse().unwrap())
+    );
+    assert!(after.iter().all(|p| p.4.len() == 240 && p.4[0] == 0xFF));
+    let (last_before, first_after) = (&sent[sent_before_hold - 1], &after[0]);
+    assert_eq!(
+        first_after.0,
+        last_before.0.wrapping_add(1),
+        "sequence continues"
+    );
+    for w in after.windows(2) {
+        assert_eq!(w[1].1, w[0].1.wrapping_add(240));
+    }
+    // Receiving again: the inactivity timer runs from the resume.
+    t.run_to(40_100 + 30_500);
+    assert_eq!(
+        t.events
+            .iter()
+            .filter(|e| **e == MediaEvent::Inactive)
+            .count(),
+        1
+    );
+}

@@ -1,8 +1,13 @@
 //! The only code with sockets, `tokio::spawn` and reads of the system
 //! clock: it drives the sans-IO layers and the store.
 
+pub mod calls;
 pub mod clock;
+pub mod config;
+pub mod greeting;
 pub mod ivr_actions;
+pub mod media;
+pub mod ports;
 pub mod scheduler;
 pub mod sip;
 

@@ -1,0 +1,308 @@
+//! The `mensa serve` config file (TOML) and the flags that override it.
+//!
+//! ```toml
+//! [sip]        # sip::config::SipSettings: listen, advertise, rtp_ports,
+//!              # allowed, unauthorized, routes, default_route, limits
+//! [media]
+//! inactivity_timeout_secs = 30   # no RTP from the caller: hang up
+//! inband = "auto"                # in-band DTMF: auto | always | never
+//! rtcp_interval_secs = 5
+//! tickers = 0                    # media ticker threads; 0 = one per core
+//! prompts = "prompts"            # the prompt folder (prompts/<lang>/)
+//! [shutdown]
+//! grace_secs = 60                # calls may finish this long after SIGTERM
+//! ```
+//!
+//! No file: the defaults, i.e. only loopback may call and both numbers of
+//! the manual route to the `default` dialplan. Documented with a full
+//! example in `docs/deployment.md` and `docs/mensa.example.toml`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::media::dtmf::merge::InbandMode;
+use crate::media::session::SessionConfig;
+use crate::sip::config::{ConfigError as SipConfigError, EndpointConfig, SipSettings};
+
+use super::calls::CallsConfig;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeSettings {
+    pub sip: SipSettings,
+    pub media: MediaSettings,
+    pub shutdown: ShutdownSettings,
+}
+
+/// `[media]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    pub inactivity_timeout_secs: u64,
+    pub inband: InbandMode,
+    pub rtcp_interval_secs: u64,
+    pub tickers: usize,
+    pub prompts: PathBuf,
+}
+
+impl Default for MediaSettings {
+    fn default() -> MediaSettings {
+        MediaSettings {
+            inactivity_timeout_secs: 30,
+            inband: InbandMode::Auto,
+            rtcp_interval_secs: 5,
+            tickers: 0,
+            prompts: PathBuf::from("prompts"),
+        }
+    }
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSettings {
+    pub grace_secs: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> ShutdownSettings {
+        ShutdownSettings { grace_secs: 60 }
+    }
+}
+
+/// Flags of `mensa serve` that override the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub sip_listen: Option<SocketAddr>,
+    pub sip_advertise: Option<SocketAddr>,
+    pub rtp_ports: Option<String>,
+}
+
+/// A config the operator got wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error(transparent)]
+    Sip(#[from] SipConfigError),
+    #[error("sip.advertise {0} is not an address peers can reach")]
+    Advertise(SocketAddr),
+    #[error("media.inactivity_timeout_secs must be from 1 to 3600")]
+    Inactivity,
+    #[error("media.rtcp_interval_secs must be from 1 to 60")]
+    RtcpInterval,
+    #[error("media.tickers must be at most 64")]
+    Tickers,
+    #[error("shutdown.grace_secs must be at most 86400")]
+    Grace,
+}
+
+/// Everything `serve` starts the call runtime with.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub endpoint: EndpointConfig,
+    pub calls: CallsConfig,
+    pub prompts: PathBuf,
+}
+
+impl ServeSettings {
+    /// Reads the file (`None`: the defaults).
+    pub fn load(path: Option<&Path>) -> Result<ServeSettings, ConfigError> {
+        let Some(path) = path else {
+            return Ok(ServeSettings::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Flags win over the file.
+    pub fn apply(&mut self, overrides: &Overrides) {
+        if let Some(listen) = overrides.sip_listen {
+            self.sip.listen = listen;
+        }
+        if let Some(advertise) = overrides.sip_advertise {
+            self.sip.advertise = Some(advertise);
+        }
+        if let Some(ports) = &overrides.rtp_ports {
+            self.sip.rtp_ports = ports.clone();
+        }
+    }
+
+    /// Validates and resolves the advertised address. `seed`: OS randomness.
+    pub fn resolve(&self, seed: u64) -> Result<Resolved, ConfigError> {
+        let advertise = advertised(self.sip.listen, self.sip.advertise)?;
+        let mut endpoint = self.sip.endpoint_config(seed)?;
+        endpoint.advertise = advertise;
+        let rtp_ports = self.sip.rtp_port_range()?;
+        let m = &self.media;
+        if !(1..=3600).contains(&m.inactivity_timeout_secs) {
+            return Err(ConfigError::Inactivity);
+        }
+        if !(1..=60).contains(&m.rtcp_interval_secs) {
+            return Err(ConfigError::RtcpInterval);
+        }
+        if m.tickers > 64 {
+            return Err(ConfigError::Tickers);
+        }
+        if self.shutdown.grace_secs > 86_400 {
+            return Err(ConfigError::Grace);
+        }
+        let session = SessionConfig {
+            inactivity_timeout: Duration::from_secs(m.inactivity_timeout_secs),
+            rtcp_interval: Duration::from_secs(m.rtcp_interval_secs),
+            inband: m.inband,
+            cname: format!("mensa@{}", advertise.ip()),
+        };
+        Ok(Resolved {
+            endpoint,
+            calls: CallsConfig {
+                sip_listen: self.sip.listen,
+                media_ip: advertise.ip(),
+                bind_ip: self.sip.listen.ip(),
+                rtp_ports,
+                session,
+                tickers: m.tickers,
+                shutdown_grace: Duration::from_secs(self.shutdown.grace_secs),
+            },
+            prompts: m.prompts.clone(),
+        })
+    }
+}
+
+/// The address in Contact and SDP: `advertise` if given (it must be a
+/// concrete address); else `listen` if concrete; else (listening on
+/// 0.0.0.0 or ::) the local address of the interface with the default
+/// route, found by connecting a UDP socket (no packet is sent); else
+/// 127.0.0.1. Never 0.0.0.0: that means "hold" in SDP (RFC 3264 §8.4).
+pub fn advertised(
+    listen: SocketAddr,
+    advertise: Option<SocketAddr>,
+) -> Result<SocketAddr, ConfigError> {
+    if let Some(a) = advertise {
+        if a.ip().is_unspecified() || a.ip().is_multicast() {
+            return Err(ConfigError::Advertise(a));
+        }
+        return Ok(a);
+    }
+    if !listen.ip().is_unspecified() {
+        return Ok(listen);
+    }
+    Ok(SocketAddr::new(
+        default_route_ip(listen.ip()),
+        listen.port(),
+    ))
+}
+
+fn default_route_ip(family: IpAddr) -> IpAddr {
+    // TEST-NET-1 / documentation prefix: never really reached, but the
+    // kernel picks the source address it would use for the default route.
+    let (bind, probe): (SocketAddr, SocketAddr) = match family {
+        IpAddr::V4(_) => (
+            (Ipv4Addr::UNSPECIFIED, 0).into(),
+            (Ipv4Addr::new(192, 0, 2, 1), 9).into(),
+        ),
+        IpAddr::V6(_) => (
+            "[::]:0"
+                .parse()
+                .unwrap_or_else(|_| (Ipv4Addr::UNSPECIFIED, 0).into()),
+            "[2001:db8::1]:9"
+                .parse()
+                .unwrap_or_else(|_| (Ipv4Addr::new(192, 0, 2, 1), 9).into()),
+        ),
+    };
+    UdpSocket::bind(bind)
+        .and_then(|s| {
+            s.connect(probe)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_flags_and_defaults() {
+        let text = r#"
+            [sip]
+            listen = "127.0.0.1:5070"
+            allowed = ["192.0.2.0/24"]
+            [sip.routes]
+            "0240709125" = "scuole"
+            [media]
+            inband = "always"
+            inactivity_timeout_secs = 10
+            [shutdown]
+            grace_secs = 5
+        "#;
+        let mut s: ServeSettings = toml::from_str(text).unwrap();
+        s.apply(&Overrides {
+            sip_listen: None,
+            sip_advertise: Some("203.0.113.10:5060".parse().unwrap()),
+            rtp_ports: Some("30000-30099".into()),
+        });
+        let r = s.resolve(1).unwrap();
+        assert_eq!(r.endpoint.advertise, "203.0.113.10:5060".parse().unwrap());
+        assert_eq!(r.calls.media_ip, "203.0.113.10".parse::<IpAddr>().unwrap());
+        assert_eq!(r.calls.bind_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(r.calls.rtp_ports, (30000, 30099));
+        assert_eq!(r.calls.session.inband, InbandMode::Always);
+        assert_eq!(r.calls.session.inactivity_timeout, Duration::from_secs(10));
+        assert_eq!(r.calls.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(r.endpoint.route("0240709125"), Some("scuole"));
+
+        // No file: loopback only, both numbers to "default".
+        let d = ServeSettings::load(None).unwrap().resolve(1).unwrap();
+        assert_eq!(d.endpoint.route("800082653"), Some("default"));
+        assert_eq!(d.endpoint.route("0240709125"), Some("default"));
+        assert!(d.endpoint.is_allowed("127.0.0.1".parse().unwrap()));
+        assert!(!d.endpoint.is_allowed("192.0.2.1".parse().unwrap()));
+        assert_eq!(d.calls.rtp_ports, (20000, 29999));
+        assert!(!d.calls.media_ip.is_unspecified(), "never 0.0.0.0 in SDP");
+        assert_eq!(d.endpoint.advertise.port(), 5060);
+
+        assert!(toml::from_str::<ServeSettings>("[media]\ninband = \"sometimes\"").is_err());
+        assert!(toml::from_str::<ServeSettings>("[media]\ntypo = 1").is_err());
+        let bad: ServeSettings = toml::from_str("[media]\nrtcp_interval_secs = 0").unwrap();
+        assert!(matches!(bad.resolve(1), Err(ConfigError::RtcpInterval)));
+        let mut bad = ServeSettings::default();
+        bad.apply(&Overrides {
+            rtp_ports: Some("20001-20000".into()),
+            ..Overrides::default()
+        });
+        assert!(matches!(bad.resolve(1), Err(ConfigError::Sip(_))));
+        let example: ServeSettings =
+            toml::from_str(include_str!("../../docs/mensa.example.toml")).unwrap();
+        let r = example.resolve(1).unwrap();
+        assert_eq!(r.endpoint.route("0240709125"), Some("default"));
+        assert!(r.endpoint.is_allowed("192.0.2.9".parse().unwrap()));
+        assert_eq!(r.calls.shutdown_grace, Duration::from_secs(60));
+        assert!(matches!(
+            advertised(
+                "0.0.0.0:5060".parse().unwrap(),
+                Some("0.0.0.0:5060".parse().unwrap())
+            ),
+            Err(ConfigError::Advertise(_))
+        ));
+    }
+}

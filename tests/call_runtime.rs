@@ -1,0 +1,191 @@
+//! The call runtime's duties around a call, over real sockets on loopback:
+//! an exhausted RTP port range is a 503, silence from the caller ends the
+//! call, a re-INVITE holds and moves the media, and a graceful shutdown
+//! drains (503), lets calls go on for the grace period, then hangs up.
+#![allow(clippy::unwrap_used)] // test code may unwrap (STYLE.md)
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mensa::media::prompts::PromptLibrary;
+use mensa::media::session::SessionConfig;
+use mensa::runtime::calls::{
+    CallEvent, CallHandle, CallInfo, CallLogic, CallServer, CallsConfig, start,
+};
+use mensa::sip::config::EndpointConfig;
+
+mod uac;
+use uac::{Uac, media_port, offer};
+
+/// Listens until the call ends.
+struct Idle;
+
+impl CallLogic for Idle {
+    fn has_dialplan(&self, _: &str) -> bool {
+        true
+    }
+    fn start(&self, _call: CallInfo, mut handle: CallHandle) {
+        tokio::spawn(async move {
+            while let Some(e) = handle.recv().await {
+                if matches!(e, CallEvent::Ended(_)) {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// A runtime on loopback with `pairs` RTP port pairs from a range private
+/// to this test (`slot`).
+fn runtime(
+    slot: u16,
+    pairs: u16,
+    inactivity: Duration,
+) -> (tokio::runtime::Runtime, CallServer, (u16, u16)) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let low = 50_000 + (std::process::id() % 100) as u16 * 80 + slot * 20;
+    let ports = (low, low + 2 * pairs - 1);
+    let config = CallsConfig {
+        sip_listen: "127.0.0.1:0".parse().unwrap(),
+        media_ip: "127.0.0.1".parse().unwrap(),
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        rtp_ports: ports,
+        session: SessionConfig {
+            inactivity_timeout: inactivity,
+            ..SessionConfig::default()
+        },
+        tickers: 1,
+        shutdown_grace: Duration::from_secs(1),
+    };
+    let endpoint = EndpointConfig::demo("127.0.0.1:5060".parse().unwrap(), 5);
+    let server = rt
+        .block_on(start(
+            config,
+            endpoint,
+            Arc::new(PromptLibrary::default()),
+            Arc::new(Idle),
+        ))
+        .unwrap();
+    (rt, server, ports)
+}
+
+/// Datagrams arriving on `socket` within `wait`.
+fn count_rtp(socket: &UdpSocket, wait: Duration) -> usize {
+    let end = Instant::now() + wait;
+    let mut n = 0;
+    let mut buf = [0u8; 1500];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return n;
+        }
+        socket.set_read_timeout(Some(left)).unwrap();
+        if socket.recv_from(&mut buf).is_ok() {
+            n += 1;
+        }
+    }
+}
+
+#[test]
+fn exhausted_rtp_ports_are_a_503_and_come_back() {
+    let (rt, server, (low, _)) = runtime(0, 1, Duration::from_secs(30));
+    let mut a = Uac::new(server.sip_addr, "a");
+    let ok = a.call(&offer(9000, 1, "sendrecv", "127.0.0.1"));
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert_eq!(media_port(&ok), low);
+    let mut b = Uac::new(server.sip_addr, "b");
+    let busy = b.call(&offer(9002, 1, "sendrecv", "127.0.0.1"));
+    assert!(busy.starts_with("SIP/2.0 503"), "{busy}");
+    assert!(a.bye().starts_with("SIP/2.0 200"));
+    // The pair is back once the media ticker has closed its sockets.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = Uac::new(server.sip_addr, "c");
+    let ok = c.call(&offer(9004, 1, "sendrecv", "127.0.0.1"));
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert_eq!(media_port(&ok), low, "the pair came back");
+    assert!(c.bye().starts_with("SIP/2.0 200"));
+    rt.block_on(server.shutdown());
+}
+
+#[test]
+fn no_rtp_from_the_caller_ends_the_call() {
+    let (rt, server, _) = runtime(1, 2, Duration::from_secs(1));
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut a = Uac::new(server.sip_addr, "quiet");
+    let ok = a.call(&offer(
+        media.local_addr().unwrap().port(),
+        1,
+        "sendrecv",
+        "127.0.0.1",
+    ));
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let started = Instant::now();
+    let bye = a.answer_request("BYE", Duration::from_secs(4));
+    assert!(bye.is_some(), "a BYE after the inactivity timeout");
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    // The ports went back.
+    std::thread::sleep(Duration::from_millis(100));
+    let stats = rt.block_on(server.stats()).unwrap();
+    assert_eq!((stats.calls, stats.ports_free), (0, 2));
+    rt.block_on(server.shutdown());
+}
+
+#[test]
+fn reinvite_holds_then_moves_the_media() {
+    let (rt, server, _) = runtime(2, 2, Duration::from_secs(30));
+    let first = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = first.local_addr().unwrap().port();
+    let mut a = Uac::new(server.sip_addr, "hold");
+    let ok = a.call(&offer(port, 1, "sendrecv", "127.0.0.1"));
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(count_rtp(&first, Duration::from_millis(300)) >= 10);
+    // Hold: we may only receive.
+    let held = a.reinvite(&offer(port, 2, "sendonly", "127.0.0.1"));
+    assert!(held.starts_with("SIP/2.0 200"), "{held}");
+    assert!(held.contains("a=recvonly"), "{held}");
+    count_rtp(&first, Duration::from_millis(100)); // in flight
+    assert_eq!(count_rtp(&first, Duration::from_millis(300)), 0, "silent");
+    // Resume at another port.
+    let second = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let resumed = a.reinvite(&offer(
+        second.local_addr().unwrap().port(),
+        3,
+        "sendrecv",
+        "127.0.0.1",
+    ));
+    assert!(resumed.starts_with("SIP/2.0 200"), "{resumed}");
+    assert!(count_rtp(&second, Duration::from_millis(300)) >= 10);
+    assert_eq!(count_rtp(&first, Duration::from_millis(100)), 0);
+    assert!(a.bye().starts_with("SIP/2.0 200"));
+    rt.block_on(server.shutdown());
+}
+
+#[test]
+fn shutdown_drains_waits_for_the_grace_period_then_hangs_up() {
+    let (rt, server, _) = runtime(3, 4, Duration::from_secs(30));
+    let addr = server.sip_addr;
+    let mut a = Uac::new(addr, "stays");
+    assert!(
+        a.call(&offer(9010, 1, "sendrecv", "127.0.0.1"))
+            .starts_with("SIP/2.0 200")
+    );
+    let started = Instant::now();
+    let shutdown = rt.spawn(server.shutdown());
+    std::thread::sleep(Duration::from_millis(100));
+    let ping = Uac::new(addr, "ping");
+    ping.request("OPTIONS", 1, "", "");
+    assert!(ping.final_response("OPTIONS").starts_with("SIP/2.0 503"));
+    let mut late = Uac::new(addr, "late");
+    let refused = late.call(&offer(9012, 1, "sendrecv", "127.0.0.1"));
+    assert!(refused.starts_with("SIP/2.0 503"), "{refused}");
+    // The call in progress goes on until the grace period (1 s) is over.
+    assert!(a.answer_request("BYE", Duration::from_secs(3)).is_some());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(3), shutdown)
+            .await
+            .expect("shutdown in time")
+            .unwrap();
+    });
+}
