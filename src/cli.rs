@@ -581,6 +581,19 @@ async fn serve(
     let resolved = settings.resolve(runtime::calls::random_u64())?;
     let prompts = crate::media::prompts::PromptLibrary::load(&resolved.prompts)
         .context("cannot load the prompts")?;
+    let route_names = settings
+        .sip
+        .routes
+        .values()
+        .cloned()
+        .chain(settings.sip.default_route.clone());
+    let dialplans = runtime::ivr_call::load_voice_line(
+        route_names,
+        &settings.ivr.dialplans,
+        &resolved.prompts,
+        &prompts,
+    )
+    .context("cannot start the voice line")?;
     let demo_file = (demo && url.is_none())
         .then(|| std::env::temp_dir().join(format!("mensa-demo-{}.db", std::process::id())));
     let remove_demo_file = || {
@@ -624,11 +637,18 @@ async fn serve(
         .mark_service_started(settings_db.today(clock.now()))
         .await?;
     let advertise = resolved.endpoint.advertise;
+    let actions = runtime::ivr_actions::IvrActions::new(
+        store.clone(),
+        clock.clone(),
+        settings.ivr.throttle(),
+    );
+    let voice_line =
+        runtime::ivr_call::IvrCallLogic::new(dialplans, Arc::new(actions), clock.clone());
     let calls = runtime::calls::start(
         resolved.calls,
         resolved.endpoint,
         Arc::new(prompts),
-        runtime::greeting::logic(),
+        Arc::new(voice_line),
     )
     .await
     .context("cannot start the phone line")?;
