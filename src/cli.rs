@@ -555,6 +555,56 @@ async fn ledger(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a newcomer needs to call the demo: the numbers, the codes, and
+/// where to see the result.
+fn demo_guide(
+    routes: &std::collections::HashMap<String, String>,
+    sip: std::net::SocketAddr,
+    demo_text: &str,
+    database_url: &str,
+) -> String {
+    let mut numbers: Vec<&String> = routes.keys().collect();
+    numbers.sort();
+    let mut out = String::new();
+    outln!(
+        out,
+        "\nThe demo line answers on {sip} (SIP over UDP and TCP, from this machine):"
+    );
+    for number in numbers {
+        outln!(out, "  call sip:{number}@{sip}");
+    }
+    outln!(
+        out,
+        "Type a cancel code, then #, then 1 to cancel the next meal:"
+    );
+    let table: toml::Table = toml::from_str(demo_text).unwrap_or_default();
+    let children = table.get("children").and_then(|c| c.as_array());
+    for child in children.into_iter().flatten() {
+        let field = |name: &str| child.get(name).and_then(|v| v.as_str()).unwrap_or("?");
+        outln!(
+            out,
+            "  {} {} ({} {}): cancel code {}, user code {}",
+            field("first_name"),
+            field("last_name"),
+            field("school"),
+            field("class"),
+            field("cancel_code"),
+            field("user_code")
+        );
+    }
+    outln!(
+        out,
+        "The result: mensa calendar --user-code {} --month YYYY-MM --database-url {database_url}",
+        children
+            .and_then(|c| c.first())
+            .and_then(|c| c.get("user_code"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+    );
+    outln!(out, "A call in one command: see docs/testing-calls.md");
+    out
+}
+
 /// The demo data with its school year moved to the one of `today`.
 pub fn demo_data(today: NaiveDate) -> String {
     let year = if today.month() >= 8 {
@@ -613,11 +663,10 @@ async fn serve(
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
     let mut clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    if demo {
-        let today = clock.now().date_naive();
-        let text = demo_data(today);
+    let demo_text = demo.then(|| demo_data(clock.now().date_naive()));
+    if let Some(text) = &demo_text {
         let mut report = String::new();
-        let imported = import_text(&mut report, &store, &text, "demo data").await?;
+        let imported = import_text(&mut report, &store, text, "demo data").await?;
         print!("{report}");
         if imported != ExitCode::SUCCESS {
             bail!("the built-in demo data did not import");
@@ -661,6 +710,12 @@ async fn serve(
         rtp_ports = %settings.sip.rtp_ports,
         "mensa serving"
     );
+    if let Some(text) = &demo_text {
+        print!(
+            "{}",
+            demo_guide(&settings.sip.routes, calls.sip_addr, text, &url)
+        );
+    }
     let scheduler = tokio::spawn(runtime::scheduler::run(store.clone(), clock.clone()));
     tokio::select! {
         _ = interrupt.recv() => tracing::info!("interrupted; stopping"),
