@@ -90,12 +90,56 @@ fn event_code(key: char) -> u8 {
     }
 }
 
-/// Plays the caller's side for `run`: A-law silence every 20 ms, and the
-/// `keys` as RFC 4733 events (100 ms each, 100 ms apart) from `keys_at`.
-/// Returns the audio packets the server sent.
+/// How the caller's phone sends its keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyPath {
+    Rfc4733,
+    InBand,
+    SipInfo,
+}
+
+/// The two frequencies of a key (ITU-T Q.23).
+fn key_tones(key: char) -> (f32, f32) {
+    const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLS: [f32; 3] = [1209.0, 1336.0, 1477.0];
+    let (r, c) = match key {
+        '1'..='9' => (
+            (key as usize - '1' as usize) / 3,
+            (key as usize - '1' as usize) % 3,
+        ),
+        '*' => (3, 0),
+        '0' => (3, 1),
+        '#' => (3, 2),
+        _ => panic!("no key {key}"),
+    };
+    (ROWS[r], COLS[c])
+}
+
+/// 20 ms of A-law audio: silence, or the tone pair of `key` at −10 dBm0.
+fn audio_frame(key: Option<char>, first_sample: usize) -> Vec<u8> {
+    let Some(key) = key else {
+        return vec![0xD5; 160];
+    };
+    let (f1, f2) = key_tones(key);
+    let amplitude = 22_826.0 * 10f32.powf(-10.0 / 20.0);
+    (first_sample..first_sample + 160)
+        .map(|i| {
+            let t = i as f32 / 8000.0;
+            let v = amplitude
+                * ((std::f32::consts::TAU * f1 * t).sin() + (std::f32::consts::TAU * f2 * t).sin());
+            mensa::media::g711::Law::ALaw.encode(v as i16)
+        })
+        .collect()
+}
+
+/// Plays the caller's side for `run`: audio every 20 ms, and the `keys`
+/// (100 ms each, 100 ms apart, from `keys_at`; a space is a 200 ms pause)
+/// by `path`. Returns the audio payloads the server sent.
 fn caller_media(
+    uac: &mut Uac,
     media: &UdpSocket,
     server_rtp: SocketAddr,
+    path: KeyPath,
     keys: &str,
     keys_at: Duration,
     run: Duration,
@@ -117,23 +161,34 @@ fn caller_media(
             }
             std::thread::sleep(Duration::from_micros(500));
         }
-        let ts = 160 * k;
-        media
-            .send_to(&rtp(8, seq, ts, k == 0, &[0xD5; 160]), server_rtp)
-            .unwrap();
-        seq = seq.wrapping_add(1);
         // Key i sounds from keys_at + 200 ms·i for 100 ms.
         let ms = u64::from(20 * k);
-        let since = ms.checked_sub(keys_at.as_millis() as u64);
-        if let Some(since) = since {
-            let i = (since / 200) as usize;
-            let within = since % 200;
-            if i < keys.len() && within <= 140 {
+        let (key, within) = match ms.checked_sub(keys_at.as_millis() as u64) {
+            Some(since) if ((since / 200) as usize) < keys.len() => {
+                (Some(keys[(since / 200) as usize]), since % 200)
+            }
+            _ => (None, 0),
+        };
+        // A space is a pause: the caller waits for the prompt.
+        let key = key.filter(|k| *k != ' ');
+        let sounding = key.filter(|_| within < 100);
+        let tone = if path == KeyPath::InBand {
+            sounding
+        } else {
+            None
+        };
+        let frame = audio_frame(tone, (within as usize) * 8);
+        media
+            .send_to(&rtp(8, seq, 160 * k, k == 0, &frame), server_rtp)
+            .unwrap();
+        seq = seq.wrapping_add(1);
+        match (path, key) {
+            (KeyPath::Rfc4733, Some(key)) if within <= 140 => {
                 let ended = within >= 100;
                 let duration = if ended { 800 } else { (within as u16 + 20) * 8 };
                 let event_ts = 160 * (k - (within / 20) as u32);
                 let block = [
-                    event_code(keys[i]),
+                    event_code(key),
                     if ended { 0x8A } else { 0x0A },
                     (duration >> 8) as u8,
                     duration as u8,
@@ -143,49 +198,88 @@ fn caller_media(
                     .unwrap();
                 ev_seq = ev_seq.wrapping_add(1);
             }
+            (KeyPath::SipInfo, Some(key)) if within == 0 => {
+                uac.cseq += 1;
+                let cseq = uac.cseq;
+                uac.request(
+                    "INFO",
+                    cseq,
+                    "Content-Type: application/dtmf-relay\r\n",
+                    &format!("Signal={key}\r\nDuration=100\r\n"),
+                );
+            }
+            _ => {}
         }
         k += 1;
     }
     got
 }
 
-#[test]
-fn a_phone_cancellation_lands_on_thursday_and_shows_in_the_calendar() {
+/// A call from a fresh demo server at `now`: the caller types `keys` by
+/// `path` during the greeting; returns the database and the audio heard.
+fn call(
+    now: &str,
+    rtp_ports: &str,
+    path: KeyPath,
+    keys: &str,
+    run: Duration,
+) -> (tempfile::TempDir, Vec<Vec<u8>>, Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mensa.db");
-    let (mut server, sip) = serve(&db, "2026-12-07 19:00", "31000-31099");
-    assert_eq!(
-        calendar_day(&db, "100234", "2026-12-10")["status"],
-        "booked"
-    );
-
+    let (mut server, sip) = serve(&db, now, rtp_ports);
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut uac = Uac::new(sip, "voice-line-1");
-    let ok = uac.call(&offer(
-        media.local_addr().unwrap().port(),
-        1,
-        "sendrecv",
-        "127.0.0.1",
-    ));
+    let mut uac = Uac::new(sip, &format!("voice-line-{rtp_ports}"));
+    let port = media.local_addr().unwrap().port();
+    let sdp = if path == KeyPath::InBand {
+        // A phone that only sends tones offers no telephone-event (with
+        // one, in-band detection is off by default: conformance part D).
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\n"
+        )
+    } else {
+        offer(port, 1, "sendrecv", "127.0.0.1")
+    };
+    let ok = uac.call(&sdp);
     assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
     let server_rtp = SocketAddr::from(([127, 0, 0, 1], media_port(&ok)));
-
-    // The whole sequence typed during the greeting (type-ahead), then time
-    // for the action and the confirmation.
     let heard = caller_media(
+        &mut uac,
         &media,
         server_rtp,
-        "58213#1",
+        path,
+        keys,
         Duration::from_millis(500),
-        Duration::from_secs(6),
+        run,
     );
-    let day = calendar_day(&db, "100234", "2026-12-10");
-    uac.bye();
+    // Did the server hang up by itself (within a short wait)?
+    let server_bye = uac.answer_request("BYE", Duration::from_millis(300));
+    if server_bye.is_none() {
+        uac.bye();
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();
     let status = server.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    (dir, heard, server_bye)
+}
 
+fn db_of(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("mensa.db")
+}
+
+#[test]
+fn a_phone_cancellation_lands_on_thursday_and_shows_in_the_calendar() {
+    let (dir, heard, _) = call(
+        "2026-12-07 19:00",
+        "31000-31049",
+        KeyPath::Rfc4733,
+        "58213#1",
+        Duration::from_secs(6),
+    );
+    let db = db_of(&dir);
+    let day = calendar_day(&db, "100234", "2026-12-10");
     assert_eq!(day["status"], "absent", "{day}");
     assert_eq!(day["channel"], "phone", "{day}");
     // Nothing else changed: the next day is still booked.
@@ -199,38 +293,45 @@ fn a_phone_cancellation_lands_on_thursday_and_shows_in_the_calendar() {
         .filter(|p| p.iter().any(|&b| b != 0xD5 && b != 0x55))
         .count();
     assert!(loud > 50, "{loud} non-silent packets of {}", heard.len());
-    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn keys_as_in_band_tones_ask_for_a_plain_meal() {
+    let (dir, _, _) = call(
+        "2026-12-07 19:00",
+        "31050-31099",
+        KeyPath::InBand,
+        "58213#2",
+        Duration::from_secs(6),
+    );
+    let day = calendar_day(&db_of(&dir), "100234", "2026-12-10");
+    assert_eq!(day["status"], "plain_meal", "{day}");
+}
+
+#[test]
+fn keys_as_sip_info_cancel_too() {
+    let (dir, _, _) = call(
+        "2026-12-07 19:00",
+        "31100-31149",
+        KeyPath::SipInfo,
+        "58213#1",
+        Duration::from_secs(6),
+    );
+    let day = calendar_day(&db_of(&dir), "100234", "2026-12-10");
+    assert_eq!(day["status"], "absent", "{day}");
 }
 
 #[test]
 fn outside_the_window_nothing_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("mensa.db");
-    let (mut server, sip) = serve(&db, "2026-12-07 12:00", "31100-31199");
-    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut uac = Uac::new(sip, "voice-line-2");
-    let ok = uac.call(&offer(
-        media.local_addr().unwrap().port(),
-        1,
-        "sendrecv",
-        "127.0.0.1",
-    ));
-    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
-    let server_rtp = SocketAddr::from(([127, 0, 0, 1], media_port(&ok)));
-    caller_media(
-        &media,
-        server_rtp,
+    let (dir, _, server_bye) = call(
+        "2026-12-07 12:00",
+        "31150-31199",
+        KeyPath::Rfc4733,
         "58213#1",
-        Duration::from_millis(500),
-        Duration::from_secs(4),
+        Duration::from_secs(15),
     );
-    // The line said the opening hours and hung up by itself.
-    let bye = uac.answer_request("BYE", Duration::from_secs(20));
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    server.wait().unwrap();
-    assert!(bye.is_some(), "the server hangs up after the hours message");
+    assert!(server_bye.is_some(), "the line says the hours and hangs up");
+    let db = db_of(&dir);
     assert_eq!(
         calendar_day(&db, "100234", "2026-12-07")["status"],
         "booked"
@@ -239,4 +340,29 @@ fn outside_the_window_nothing_changes() {
         calendar_day(&db, "100234", "2026-12-10")["status"],
         "booked"
     );
+}
+
+#[test]
+fn three_wrong_codes_end_the_call_and_change_nothing() {
+    let (dir, _, server_bye) = call(
+        "2026-12-07 19:00",
+        "31200-31249",
+        KeyPath::Rfc4733,
+        // Each wrong code, then a pause for "wrong code, try again".
+        &format!("11111#{0}22222#{0}33333#", " ".repeat(25)),
+        Duration::from_secs(20),
+    );
+    assert!(
+        server_bye.is_some(),
+        "after three wrong codes the line hangs up"
+    );
+    let db = db_of(&dir);
+    // Marco's class 3A eats on Mondays and Wednesdays only.
+    for (user, date) in [
+        ("100234", "2026-12-10"),
+        ("100235", "2026-12-10"),
+        ("100236", "2026-12-14"),
+    ] {
+        assert_eq!(calendar_day(&db, user, date)["status"], "booked", "{user}");
+    }
 }
