@@ -93,6 +93,12 @@ enum Command {
         /// Import the built-in demo data into a fresh database first.
         #[arg(long)]
         demo: bool,
+        /// Address of the JSON API.
+        #[arg(long, env = "MENSA_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+        http_listen: std::net::SocketAddr,
+        /// The operators' bearer token (without it, operator routes answer 401).
+        #[arg(long, env = "MENSA_OPERATOR_TOKEN", hide_env_values = true)]
+        operator_token: Option<String>,
     },
 }
 
@@ -179,7 +185,18 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
         Command::Ledger { user_code, format } => {
             ledger(out, &open(url).await?, &user_code, format).await
         }
-        Command::Serve { now, demo } => serve(url, now, demo).await,
+        Command::Serve {
+            now,
+            demo,
+            http_listen,
+            operator_token,
+        } => {
+            let api = crate::api::ApiConfig {
+                operator_token: operator_token.filter(|t| !t.trim().is_empty()),
+                ..Default::default()
+            };
+            serve(url, now, demo, http_listen, api).await
+        }
     }
 }
 
@@ -482,7 +499,13 @@ pub fn demo_data(today: NaiveDate) -> String {
         .replace("{Y}", &year.to_string())
 }
 
-async fn serve(url: Option<String>, now: Option<String>, demo: bool) -> Result<ExitCode> {
+async fn serve(
+    url: Option<String>,
+    now: Option<String>,
+    demo: bool,
+    http_listen: std::net::SocketAddr,
+    api: crate::api::ApiConfig,
+) -> Result<ExitCode> {
     let url = match (&url, demo) {
         (Some(url), _) => url.clone(),
         (None, false) => DEFAULT_DATABASE_URL.to_string(),
@@ -515,6 +538,10 @@ async fn serve(url: Option<String>, now: Option<String>, demo: bool) -> Result<E
     let started = store
         .mark_service_started(settings.today(clock.now()))
         .await?;
+    let listener = runtime::http::bind(http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {http_listen}"))?;
+    let terminate = sigterm();
     tracing::info!(
         database = %redact_url(&url),
         now = %settings.local(clock.now()),
@@ -522,23 +549,33 @@ async fn serve(url: Option<String>, now: Option<String>, demo: bool) -> Result<E
         "mensa serving"
     );
     let scheduler = tokio::spawn(runtime::scheduler::run(store.clone(), clock.clone()));
+    let state = crate::api::AppState::new(store.clone(), clock.clone(), api);
+    let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(runtime::http::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
-        _ = sigterm() => tracing::info!("SIGTERM; stopping"),
+        _ = terminate => tracing::info!("SIGTERM; stopping"),
     }
+    let _ = stop_http.send(());
+    let _ = http.await;
     scheduler.abort();
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn sigterm() {
+/// Registers the SIGTERM handler now (not when first polled), so a signal
+/// sent as soon as "mensa serving" is logged is not lost.
+fn sigterm() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+    let stream = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut s) = stream {
             s.recv().await;
             return;
         }
+        std::future::pending::<()>().await
     }
-    std::future::pending::<()>().await
 }

@@ -174,6 +174,7 @@ fn serve_demo_starts_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
         .args(["serve", "--demo", "--now", "2026-12-07 19:00"])
+        .args(["--http-listen", "127.0.0.1:0"])
         .env_remove("MENSA_DATABASE_URL")
         .env("RUST_LOG", "info")
         .env("TMPDIR", dir.path())

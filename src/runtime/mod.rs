@@ -2,6 +2,7 @@
 //! clock: it drives the sans-IO layers and the store.
 
 pub mod clock;
+pub mod http;
 pub mod scheduler;
 
 pub use clock::{ShiftedClock, SystemClock};
