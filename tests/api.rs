@@ -418,6 +418,10 @@ async fn day_changes_cancel_plain_meal_and_undo() {
         absent.body["last_change"]["at"],
         "2026-12-07T10:00:00+01:00"
     );
+    // The answer is the day as the calendar now shows it.
+    let mut shown = api.day(&token, LUCA, "2026-12-10").await;
+    shown["changed"] = json!(true);
+    assert_eq!(shown, absent.body);
     // PUT is idempotent.
     let again = api.put_day(&token, LUCA, "2026-12-10", "absent").await;
     assert_eq!(
@@ -429,6 +433,9 @@ async fn day_changes_cancel_plain_meal_and_undo() {
     let undo = api.put_day(&token, LUCA, "2026-12-10", "booked").await;
     assert_eq!(undo.body["status"], "booked");
     assert_eq!(undo.body["last_change"], Value::Null);
+    let mut shown = api.day(&token, LUCA, "2026-12-10").await;
+    shown["changed"] = json!(true);
+    assert_eq!(shown, undo.body);
     let undo_again = api.put_day(&token, LUCA, "2026-12-10", "booked").await;
     assert_eq!(undo_again.body["changed"], false);
     // Months ahead too (R4).

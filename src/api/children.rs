@@ -13,7 +13,8 @@ use super::auth::{ChannelOf, Operator, Parent};
 use super::messages::{no_service_en, no_service_it};
 use super::{ApiError, AppState, Body, PathParams, QueryParams, json};
 use crate::bookings::{
-    DayRequest, DayStatus, Diet, EnteSettings, NoService, Refusal, SuspensionChange, UserCode,
+    DayRequest, DayStatus, Diet, EnteSettings, MarkKind, NoService, Refusal, SuspensionChange,
+    UserCode,
 };
 use crate::store::{Applied, CalendarDay, Child, Operation};
 
@@ -151,6 +152,7 @@ pub async fn change_day(
         WantedStatus::PlainMeal => DayRequest::PlainMeal,
         WantedStatus::Booked => DayRequest::Booked,
     };
+    let now = state.clock.now();
     let outcome = state
         .store
         .apply(
@@ -158,13 +160,29 @@ pub async fn change_day(
             Operation::Day { date, request },
             &parent.actor(relation),
             channel,
-            state.clock.now(),
+            now,
         )
         .await?;
     match outcome {
         Ok(Applied::Day(change)) => {
             state.metrics.count_operation(channel);
-            day_after(&state, &child, change.date, true).await
+            // What the calendar now shows, known without reading it back:
+            // the mark written (or none after an undo), by this request.
+            let settings = state.store.settings().await?;
+            let status = match change.mark {
+                Some(MarkKind::Absent) => DayStatus::Absent,
+                Some(MarkKind::PlainMeal) => DayStatus::PlainMeal,
+                None => DayStatus::Booked,
+            };
+            let day = CalendarDay {
+                date: change.date,
+                changeable: settings.is_open(change.date, now),
+                changed: change.mark.map(|_| (channel, now)),
+                status,
+            };
+            let mut body = serde_json::to_value(day_view(&settings, &day)).unwrap_or_default();
+            body["changed"] = serde_json::Value::Bool(true);
+            Ok(json(StatusCode::OK, &body))
         }
         Ok(Applied::Suspension(_)) => day_after(&state, &child, date, true).await,
         Err(

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::children::{CHILD_COLUMNS, child_from_row};
 use super::rows::millis;
 use super::{Child, Store, StoreError};
 use crate::bookings::{FiscalCode, UserCode};
@@ -199,38 +200,34 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// The child with `code` if `adult` is its parent or a delegate.
+    /// The child with `code` if `adult` is its parent or a delegate (one
+    /// query: it runs on every request about a child).
     pub async fn child_of(
         &self,
         adult: AdultId,
         code: &UserCode,
     ) -> Result<Option<(Child, Relation)>, StoreError> {
-        let Some(child) = self.child_by_user_code(code).await? else {
+        let sql = format!(
+            "SELECT {CHILD_COLUMNS}, \
+             CASE WHEN c.parent_id = $1 THEN 'parent' ELSE 'delegate' END AS relation \
+             FROM children c \
+             LEFT JOIN classes k ON k.school_id = c.school_id AND k.id = c.class_id \
+             WHERE c.user_code = $2 AND (c.parent_id = $1 OR EXISTS \
+             (SELECT 1 FROM child_delegates d WHERE d.child_id = c.id AND d.adult_id = $1))"
+        );
+        let row = sqlx::query(&sql)
+            .bind(adult.0)
+            .bind(code.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        let Some(row) = row else {
             return Ok(None);
         };
-        let relation = self.relation(adult, &child).await?;
-        Ok(relation.map(|r| (child, r)))
-    }
-
-    async fn relation(
-        &self,
-        adult: AdultId,
-        child: &Child,
-    ) -> Result<Option<Relation>, StoreError> {
-        let row = sqlx::query(
-            "SELECT CASE WHEN c.parent_id = $1 THEN 'parent' ELSE 'delegate' END AS relation \
-             FROM children c WHERE c.id = $2 AND (c.parent_id = $1 OR EXISTS \
-             (SELECT 1 FROM child_delegates d WHERE d.child_id = c.id AND d.adult_id = $1))",
-        )
-        .bind(adult.0)
-        .bind(child.id.0)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(match row {
-            Some(r) if r.try_get::<String, _>("relation")? == "parent" => Some(Relation::Parent),
-            Some(_) => Some(Relation::Delegate),
-            None => None,
-        })
+        let relation = match row.try_get::<String, _>("relation")?.as_str() {
+            "parent" => Relation::Parent,
+            _ => Relation::Delegate,
+        };
+        Ok(Some((child_from_row(&row)?, relation)))
     }
 
     /// Every child `adult` may act for, by user code.
