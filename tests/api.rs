@@ -51,7 +51,7 @@ struct Api {
     state: AppState,
     clock: HandClock,
     store: Store,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// The reference data, plus a password for the delegate and another
@@ -83,8 +83,60 @@ parent = "{other}"
     )
 }
 
-async fn setup() -> Api {
-    let (store, dir) = common::sqlite().await;
+/// Generates one test per case for each backend, as the store contract
+/// does: SQLite always, PostgreSQL when asked for (`--include-ignored`
+/// with MENSA_TEST_POSTGRES_URL set).
+macro_rules! api_tests {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, dir) = crate::common::sqlite().await;
+                    super::$case(super::setup(store, Some(dir)).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs PostgreSQL: set MENSA_TEST_POSTGRES_URL"]
+                async fn $case() {
+                    let store = crate::common::postgres().await;
+                    super::$case(super::setup(store, None).await).await;
+                }
+            )*
+        }
+    };
+}
+
+api_tests!(
+    login_by_user_code_or_fiscal_code_then_logout,
+    sessions_expire,
+    wrong_passwords_are_throttled_per_login,
+    unknown_logins_and_adults_without_password_get_the_same_answer,
+    login_bodies_are_checked,
+    the_calendar_shows_statuses_reasons_and_what_can_change,
+    day_changes_cancel_plain_meal_and_undo,
+    the_app_says_so_with_a_header,
+    refusals_are_problems_a_parent_understands,
+    the_cutoff_race_is_decided_by_the_instant,
+    a_phone_cancellation_shows_in_the_calendar_at_once,
+    suspension_and_reactivation,
+    another_familys_child_is_not_found_on_every_route,
+    a_delegate_acts_but_does_not_pay,
+    parent_and_operator_tokens_are_separate,
+    top_ups_issue_pagopa_notices_credited_once,
+    top_up_and_receipt_refusals,
+    closures_at_short_notice_apply_at_once,
+    kitchen_diet_news_and_calls,
+    malformed_requests_get_problem_bodies,
+    health_and_metrics,
+    the_openapi_document_and_the_router_list_the_same_routes,
+    over_a_real_socket,
+);
+
+async fn setup(store: Store, dir: Option<tempfile::TempDir>) -> Api {
     common::import_text(&store, &data()).await;
     let clock = HandClock(Arc::new(Mutex::new(at("2026-12-07 10:00"))));
     let config = ApiConfig {
@@ -228,9 +280,7 @@ fn assert_problem(reply: &Reply, status: StatusCode, slug: &str) {
 
 // ---------------------------------------------------------------- sessions
 
-#[tokio::test]
-async fn login_by_user_code_or_fiscal_code_then_logout() {
-    let api = setup().await;
+async fn login_by_user_code_or_fiscal_code_then_logout(api: Api) {
     let token = api.mario().await;
     let me = api.call(Method::GET, "/me", Some(&token), None).await;
     assert_eq!(me.status, StatusCode::OK);
@@ -264,9 +314,7 @@ async fn login_by_user_code_or_fiscal_code_then_logout() {
     assert_eq!(me.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn sessions_expire() {
-    let api = setup().await;
+async fn sessions_expire(api: Api) {
     let token = api.mario().await;
     api.clock.set(at("2026-12-07 21:59"));
     assert_eq!(
@@ -280,9 +328,7 @@ async fn sessions_expire() {
     assert_problem(&me, StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
-#[tokio::test]
-async fn wrong_passwords_are_throttled_per_login() {
-    let api = setup().await;
+async fn wrong_passwords_are_throttled_per_login(api: Api) {
     let wrong = json!({"user_code": LUCA, "password": "guess"});
     for _ in 0..4 {
         assert_problem(
@@ -313,9 +359,7 @@ async fn wrong_passwords_are_throttled_per_login() {
     );
 }
 
-#[tokio::test]
-async fn unknown_logins_and_adults_without_password_get_the_same_answer() {
-    let api = setup().await;
+async fn unknown_logins_and_adults_without_password_get_the_same_answer(api: Api) {
     let unknown = api
         .login(json!({"user_code": "999999", "password": "x"}))
         .await;
@@ -327,9 +371,7 @@ async fn unknown_logins_and_adults_without_password_get_the_same_answer() {
     assert_eq!(wrong.body, unknown.body);
 }
 
-#[tokio::test]
-async fn login_bodies_are_checked() {
-    let api = setup().await;
+async fn login_bodies_are_checked(api: Api) {
     let both = api
         .login(json!({"user_code": LUCA, "fiscal_code": MARIO, "password": "demo-password"}))
         .await;
@@ -353,9 +395,7 @@ async fn login_bodies_are_checked() {
 
 // ---------------------------------------------------------------- calendar
 
-#[tokio::test]
-async fn the_calendar_shows_statuses_reasons_and_what_can_change() {
-    let api = setup().await;
+async fn the_calendar_shows_statuses_reasons_and_what_can_change(api: Api) {
     let token = api.mario().await;
     let cal = api
         .call(
@@ -405,9 +445,7 @@ async fn the_calendar_shows_statuses_reasons_and_what_can_change() {
     assert_problem(&bad, StatusCode::BAD_REQUEST, "malformed-request");
 }
 
-#[tokio::test]
-async fn day_changes_cancel_plain_meal_and_undo() {
-    let api = setup().await;
+async fn day_changes_cancel_plain_meal_and_undo(api: Api) {
     let token = api.mario().await;
     let absent = api.put_day(&token, LUCA, "2026-12-10", "absent").await;
     assert_eq!(absent.status, StatusCode::OK, "{}", absent.text);
@@ -447,9 +485,7 @@ async fn day_changes_cancel_plain_meal_and_undo() {
     );
 }
 
-#[tokio::test]
-async fn the_app_says_so_with_a_header() {
-    let api = setup().await;
+async fn the_app_says_so_with_a_header(api: Api) {
     let token = api.mario().await;
     let request = Request::builder()
         .method(Method::PUT)
@@ -480,9 +516,7 @@ async fn the_app_says_so_with_a_header() {
     );
 }
 
-#[tokio::test]
-async fn refusals_are_problems_a_parent_understands() {
-    let api = setup().await;
+async fn refusals_are_problems_a_parent_understands(api: Api) {
     let token = api.mario().await;
     let closed = api.put_day(&token, LUCA, "2026-12-08", "absent").await;
     assert_problem(&closed, StatusCode::UNPROCESSABLE_ENTITY, "no-service-day");
@@ -521,9 +555,7 @@ async fn refusals_are_problems_a_parent_understands() {
     );
 }
 
-#[tokio::test]
-async fn the_cutoff_race_is_decided_by_the_instant() {
-    let api = setup().await;
+async fn the_cutoff_race_is_decided_by_the_instant(api: Api) {
     api.clock.set(at("2026-12-10 08:00"));
     let token = api.mario().await;
     api.clock.set(at("2026-12-10 08:59:59.9"));
@@ -537,9 +569,7 @@ async fn the_cutoff_race_is_decided_by_the_instant() {
     assert_eq!(day["changeable"], false);
 }
 
-#[tokio::test]
-async fn a_phone_cancellation_shows_in_the_calendar_at_once() {
-    let api = setup().await;
+async fn a_phone_cancellation_shows_in_the_calendar_at_once(api: Api) {
     api.clock.set(at("2026-12-09 19:00"));
     let token = api.mario().await;
     let luca = api
@@ -574,9 +604,7 @@ async fn a_phone_cancellation_shows_in_the_calendar_at_once() {
     );
 }
 
-#[tokio::test]
-async fn suspension_and_reactivation() {
-    let api = setup().await;
+async fn suspension_and_reactivation(api: Api) {
     let token = api.mario().await;
     let path = format!("/children/{LUCA}/suspension");
     let s = api
@@ -661,9 +689,7 @@ async fn suspension_and_reactivation() {
 
 // ----------------------------------------------------------- authorization
 
-#[tokio::test]
-async fn another_familys_child_is_not_found_on_every_route() {
-    let api = setup().await;
+async fn another_familys_child_is_not_found_on_every_route(api: Api) {
     let token = api.mario().await;
     let laura = api.laura().await;
     let routes = [
@@ -732,9 +758,7 @@ async fn another_familys_child_is_not_found_on_every_route() {
     );
 }
 
-#[tokio::test]
-async fn a_delegate_acts_but_does_not_pay() {
-    let api = setup().await;
+async fn a_delegate_acts_but_does_not_pay(api: Api) {
     let laura = api.laura().await;
     let change = api.put_day(&laura, LUCA, "2026-12-10", "absent").await;
     assert_eq!(change.status, StatusCode::OK, "{}", change.text);
@@ -765,9 +789,7 @@ async fn a_delegate_acts_but_does_not_pay() {
     }
 }
 
-#[tokio::test]
-async fn parent_and_operator_tokens_are_separate() {
-    let api = setup().await;
+async fn parent_and_operator_tokens_are_separate(api: Api) {
     let token = api.mario().await;
     let kitchen = "/kitchen/2026-12-10";
     assert_problem(
@@ -813,9 +835,7 @@ async fn parent_and_operator_tokens_are_separate() {
 
 // ------------------------------------------------------- credit, payments
 
-#[tokio::test]
-async fn top_ups_issue_pagopa_notices_credited_once() {
-    let api = setup().await;
+async fn top_ups_issue_pagopa_notices_credited_once(api: Api) {
     let token = api.mario().await;
     let notice = api
         .call(
@@ -926,9 +946,7 @@ async fn top_ups_issue_pagopa_notices_credited_once() {
     assert_eq!(giulia.body["total_cents"], 0);
 }
 
-#[tokio::test]
-async fn top_up_and_receipt_refusals() {
-    let api = setup().await;
+async fn top_up_and_receipt_refusals(api: Api) {
     let token = api.mario().await;
     let top_up = format!("/children/{LUCA}/top-ups");
     for amount in [json!(0), json!(-5), json!(50_001)] {
@@ -985,9 +1003,7 @@ async fn top_up_and_receipt_refusals() {
 
 // ------------------------------------------------------------ operators
 
-#[tokio::test]
-async fn closures_at_short_notice_apply_at_once() {
-    let api = setup().await;
+async fn closures_at_short_notice_apply_at_once(api: Api) {
     let token = api.mario().await;
     let path = "/schools/primaria-dante/closures";
     let strike = api
@@ -1072,9 +1088,7 @@ async fn closures_at_short_notice_apply_at_once() {
     );
 }
 
-#[tokio::test]
-async fn kitchen_diet_news_and_calls() {
-    let api = setup().await;
+async fn kitchen_diet_news_and_calls(api: Api) {
     let token = api.mario().await;
     let diet = api
         .call(
@@ -1160,9 +1174,7 @@ async fn kitchen_diet_news_and_calls() {
 
 // ---------------------------------------------------- malformed requests
 
-#[tokio::test]
-async fn malformed_requests_get_problem_bodies() {
-    let api = setup().await;
+async fn malformed_requests_get_problem_bodies(api: Api) {
     let token = api.mario().await;
     let put = |body: &'static str, content_type: Option<&'static str>| {
         let mut r = Request::builder()
@@ -1267,9 +1279,7 @@ async fn malformed_requests_get_problem_bodies() {
 
 // ------------------------------------------------------- health, metrics
 
-#[tokio::test]
-async fn health_and_metrics() {
-    let api = setup().await;
+async fn health_and_metrics(api: Api) {
     let health = api.call(Method::GET, "/health", None, None).await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(
@@ -1308,8 +1318,7 @@ async fn health_and_metrics() {
 
 // --------------------------------------------------------------- OpenAPI
 
-#[tokio::test]
-async fn the_openapi_document_and_the_router_list_the_same_routes() {
+async fn the_openapi_document_and_the_router_list_the_same_routes(api: Api) {
     let doc: Value = serde_json::from_str(api::health::OPENAPI).unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     assert_eq!(doc["servers"][0]["url"], api::PREFIX);
@@ -1329,7 +1338,6 @@ async fn the_openapi_document_and_the_router_list_the_same_routes() {
 
     // And every documented operation reaches a handler (never the
     // fallback's "No such address." nor 405).
-    let api = setup().await;
     for (method, path) in &documented {
         let filled = path
             .replace("{user_code}", LUCA)
@@ -1347,6 +1355,28 @@ async fn the_openapi_document_and_the_router_list_the_same_routes() {
         );
         assert_ne!(reply.body["detail"], "No such address.", "{method} {path}");
     }
+    // Every $ref names a component that exists.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(r)) => out.push(r.clone()),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 50);
+    for r in all {
+        let pointer = r.strip_prefix('#').unwrap();
+        assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+    }
     // Every response that may carry a problem documents it as such.
     assert_eq!(
         doc["components"]["responses"]["Conflict"]["content"]["application/problem+json"]["schema"]
@@ -1359,10 +1389,8 @@ async fn the_openapi_document_and_the_router_list_the_same_routes() {
 
 // ------------------------------------------------------------ real socket
 
-#[tokio::test]
-async fn over_a_real_socket() {
+async fn over_a_real_socket(api: Api) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let api = setup().await;
     let listener = mensa::runtime::http::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
