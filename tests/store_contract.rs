@@ -770,6 +770,10 @@ async fn wrong_passwords_lock_a_login_until_cleared(store: Store) {
             .unwrap(),
         1
     );
+    // A day without failures forgets them.
+    let later = at("2026-12-08 10:00:01");
+    let failures = store.record_login_failure("user:100234", later, lock).await;
+    assert_eq!(failures.unwrap(), 1);
 }
 
 async fn adults_act_for_their_children_and_delegated_ones_only(store: Store) {

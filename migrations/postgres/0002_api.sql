@@ -12,12 +12,15 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_adult ON sessions(adult_id);
 
 -- Consecutive wrong passwords per login (user code or fiscal code, as typed
--- after normalization), shared by every node on the same database.
+-- after normalization), shared by every node on the same database. Rows
+-- whose last failure is a day old are forgotten (swept on each failure).
 CREATE TABLE login_throttle (
     login            TEXT   PRIMARY KEY,
     failures         BIGINT NOT NULL,
-    locked_until_ms  BIGINT NOT NULL
+    locked_until_ms  BIGINT NOT NULL,
+    last_failure_ms  BIGINT NOT NULL
 );
+CREATE INDEX login_throttle_last ON login_throttle(last_failure_ms);
 
 -- Avviso di pagamento: a top-up asked for, pending until its receipt.
 -- notice_number is set in the transaction that creates the row (its IUV

@@ -40,6 +40,9 @@ pub enum Login<'a> {
     FiscalCode(&'a FiscalCode),
 }
 
+/// Wrong passwords older than this are forgotten.
+const FORGET_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
+
 const ADULT_COLUMNS: &str = "a.id, a.fiscal_code, a.first_name, a.last_name, a.password_hash";
 
 fn adult_from_row(row: &sqlx::any::AnyRow) -> Result<(Adult, Option<String>), StoreError> {
@@ -112,12 +115,21 @@ impl Store {
         lock_for: impl Fn(i64) -> i64,
     ) -> Result<i64, StoreError> {
         let mut tx = self.write.begin().await?;
+        // A day without failures forgets a login (and keeps the table small
+        // whatever logins are sprayed at it).
+        sqlx::query("DELETE FROM login_throttle WHERE last_failure_ms < $1")
+            .bind(millis(now).saturating_sub(FORGET_AFTER_MS))
+            .execute(&mut *tx)
+            .await?;
         let failures: i64 = sqlx::query(
-            "INSERT INTO login_throttle (login, failures, locked_until_ms) VALUES ($1, 1, 0) \
-             ON CONFLICT (login) DO UPDATE SET failures = login_throttle.failures + 1 \
+            "INSERT INTO login_throttle (login, failures, locked_until_ms, last_failure_ms) \
+             VALUES ($1, 1, 0, $2) \
+             ON CONFLICT (login) DO UPDATE SET failures = login_throttle.failures + 1, \
+             last_failure_ms = excluded.last_failure_ms \
              RETURNING failures",
         )
         .bind(login)
+        .bind(millis(now))
         .fetch_one(&mut *tx)
         .await?
         .try_get("failures")?;
