@@ -1307,6 +1307,9 @@ async fn health_and_metrics(api: Api) {
         "mensa_calls_total 0",
         "mensa_dtmf_keys_total{source=\"rfc4733\"} 0",
         "# TYPE mensa_api_requests_total counter",
+        "# TYPE mensa_api_request_duration_seconds histogram",
+        "mensa_api_request_duration_seconds_bucket{le=\"+Inf\"} 4",
+        "mensa_api_request_duration_seconds_count 4",
     ] {
         assert!(metrics.text.contains(line), "{line} in\n{}", metrics.text);
     }

@@ -23,13 +23,32 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests_by_status: Mutex<BTreeMap<u16, u64>>,
+    /// Request durations: counts per bucket of [`BUCKETS`] (not cumulative;
+    /// summed when rendered), then the sum in microseconds and the count.
+    duration_buckets: [AtomicU64; BUCKETS.len()],
+    duration_micros: AtomicU64,
+    duration_count: AtomicU64,
     operations_by_channel: Mutex<BTreeMap<&'static str, u64>>,
     calls_active: AtomicU64,
     calls_total: AtomicU64,
     dtmf_by_source: Mutex<BTreeMap<&'static str, u64>>,
 }
 
+/// Upper bounds of the request duration histogram, in seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
 impl Metrics {
+    /// A request answered after `elapsed`.
+    pub fn observe_duration(&self, elapsed: std::time::Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|le| secs <= *le) {
+            self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.duration_micros.fetch_add(micros, Ordering::Relaxed);
+        self.duration_count.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn count_request(&self, status: u16) {
         if let Ok(mut m) = self.requests_by_status.lock() {
             *m.entry(status).or_default() += 1;
@@ -78,6 +97,28 @@ impl Metrics {
                 let _ = writeln!(out, "mensa_api_requests_total{{status=\"{status}\"}} {n}");
             }
         }
+        family(
+            &mut out,
+            "mensa_api_request_duration_seconds",
+            "histogram",
+            "Time from a request's arrival to its answer.",
+        );
+        let mut cumulative = 0;
+        for (le, n) in BUCKETS.iter().zip(&self.duration_buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "mensa_api_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let count = self.duration_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "mensa_api_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
+             mensa_api_request_duration_seconds_sum {}\n\
+             mensa_api_request_duration_seconds_count {count}",
+            self.duration_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
         family(
             &mut out,
             "mensa_operations_total",

@@ -214,6 +214,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     state.metrics.count_request(status);
+    state.metrics.observe_duration(elapsed);
     tracing::info!(
         target: "mensa::api",
         %method,
