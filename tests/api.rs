@@ -1444,3 +1444,51 @@ async fn over_a_real_socket(api: Api) {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+// ------------------------------------------------------------------ logs
+
+/// Log lines written while the test runs on this thread.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn request_logs_name_the_route_never_the_person() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (store, dir) = common::sqlite().await;
+    let api = setup(store, Some(dir)).await;
+    let token = api.mario().await;
+    api.put_day(&token, LUCA, "2026-12-10", "absent").await;
+    api.call(
+        Method::GET,
+        &format!("/children/{LUCA}/calendar?month=2026-12"),
+        Some(&token),
+        None,
+    )
+    .await;
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("route=\"/api/v1/children/{user_code}/calendar\"")
+            || logs.contains("route=/api/v1/children/{user_code}/calendar"),
+        "{logs}"
+    );
+    assert!(logs.contains("status=200"), "{logs}");
+    for secret in [LUCA, MARIO, "demo-password", &token, "2026-12-10"] {
+        assert!(!logs.contains(secret), "{secret} in {logs}");
+    }
+}
