@@ -558,9 +558,16 @@ async fn refusals_are_problems_a_parent_understands(api: Api) {
 async fn the_cutoff_race_is_decided_by_the_instant(api: Api) {
     api.clock.set(at("2026-12-10 08:00"));
     let token = api.mario().await;
-    api.clock.set(at("2026-12-10 08:59:59.9"));
+    api.clock.set(at("2026-12-10 08:59:59.9004"));
     let before = api.put_day(&token, LUCA, "2026-12-10", "absent").await;
     assert_eq!(before.status, StatusCode::OK, "{}", before.text);
+    let mut shown = api.day(&token, LUCA, "2026-12-10").await;
+    shown["changed"] = json!(true);
+    assert_eq!(shown, before.body);
+    assert_eq!(
+        before.body["last_change"]["at"],
+        "2026-12-10T08:59:59.900+01:00"
+    );
     api.clock.set(at("2026-12-10 09:00:00.0"));
     let after = api.put_day(&token, LUCA, "2026-12-10", "booked").await;
     assert_problem(&after, StatusCode::CONFLICT, "after-cutoff");

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{ChannelOf, Operator, Parent};
@@ -177,7 +177,11 @@ pub async fn change_day(
             let day = CalendarDay {
                 date: change.date,
                 changeable: settings.is_open(change.date, now),
-                changed: change.mark.map(|_| (channel, now)),
+                // Stored to the millisecond: answer what a read will show.
+                changed: change.mark.map(|_| {
+                    let stored = DateTime::from_timestamp_millis(now.timestamp_millis());
+                    (channel, stored.unwrap_or(now))
+                }),
                 status,
             };
             let mut body = serde_json::to_value(day_view(&settings, &day)).unwrap_or_default();
