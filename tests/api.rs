@@ -1036,6 +1036,15 @@ async fn closures_at_short_notice_apply_at_once(api: Api) {
         api.day(&token, LUCA, "2026-12-10").await["status"],
         "no_service"
     );
+    let listed = api.call(Method::GET, path, Some(OPERATOR), None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    let closures = listed.body["closures"].as_array().unwrap();
+    assert_eq!(closures.len(), 5);
+    let sources: Vec<_> = closures
+        .iter()
+        .map(|c| c["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources.iter().filter(|s| **s == "operator").count(), 1);
     let id = strike.body["id"].as_i64().unwrap();
     let gone = api
         .call(
@@ -1476,7 +1485,10 @@ async fn request_logs_name_the_route_never_the_person() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Global, not scoped to this thread: a scoped subscriber misses events
+    // whose callsites other test threads cached as uninteresting. The other
+    // tests' lines land here too; none may name a person either.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
     let (store, dir) = common::sqlite().await;
     let api = setup(store, Some(dir)).await;
     let token = api.mario().await;

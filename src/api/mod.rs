@@ -168,6 +168,11 @@ fn routes() -> Routes {
     )
     .add("GET", "/kitchen/{date}", get(operator::kitchen))
     .add(
+        "GET",
+        "/schools/{school_id}/closures",
+        get(operator::list_closures),
+    )
+    .add(
         "POST",
         "/schools/{school_id}/closures",
         post(operator::add_closure),

@@ -61,6 +61,25 @@ pub async fn add_closure(
     Ok(json(StatusCode::CREATED, &closure))
 }
 
+/// `GET /schools/{school_id}/closures` (operators): every closure, with
+/// its id (to remove an operator's) and its source.
+pub async fn list_closures(
+    State(state): State<AppState>,
+    _operator: Operator,
+    PathParams(school): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let school = SchoolId::parse(&school).map_err(|_| ApiError::NotFound("school"))?;
+    let closures = state
+        .store
+        .closures(&school)
+        .await?
+        .ok_or(ApiError::NotFound("school"))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "school": school, "closures": closures }),
+    ))
+}
+
 pub async fn remove_closure(
     State(state): State<AppState>,
     _operator: Operator,

@@ -34,7 +34,7 @@ pub use changes::{Applied, Operation};
 pub use children::{CalendarDay, Child, ChildId};
 pub use closing::ClosingOutcome;
 pub use import::ImportSummary;
-pub use operator::{CallRecord, CodeAttempt, News, OperatorClosure};
+pub use operator::{CallRecord, ClosureRow, CodeAttempt, News, OperatorClosure};
 pub use payments::{Payment, PaymentStatus, Receipt};
 pub use sessions::{Adult, AdultId, Login, Relation};
 

@@ -21,6 +21,17 @@ pub struct OperatorClosure {
     pub reason: String,
 }
 
+/// A closure of a school's calendar with its key and where it came from
+/// (`import` or `operator`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClosureRow {
+    pub id: i64,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub reason: String,
+    pub source: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct News {
     pub id: i64,
@@ -99,6 +110,37 @@ impl Store {
             to,
             reason: reason.to_string(),
         }))
+    }
+
+    /// Every closure of a school, by start date; None if no such school.
+    pub async fn closures(&self, school: &SchoolId) -> Result<Option<Vec<ClosureRow>>, StoreError> {
+        let exists = sqlx::query("SELECT id FROM schools WHERE id = $1")
+            .bind(school.as_str())
+            .fetch_optional(&self.read)
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT id, date_from, date_to, reason, source FROM closures \
+             WHERE school_id = $1 ORDER BY date_from, id",
+        )
+        .bind(school.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClosureRow {
+                    id: r.try_get("id")?,
+                    from: get_date(r, "date_from")?,
+                    to: get_date(r, "date_to")?,
+                    reason: r.try_get("reason")?,
+                    source: r.try_get("source")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(Some)
     }
 
     /// Removes an operator's closure; imported ones are left alone (false).
