@@ -41,6 +41,11 @@ const DEFAULT_DATABASE_URL: &str = "sqlite://mensa.db";
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Dialplans (dialplans/*.toml).
+    Dialplan {
+        #[command(subcommand)]
+        command: DialplanCommand,
+    },
     /// Import (or re-import) ente, schools, calendars, families and news.
     Import {
         /// The TOML file (shape: shared/reference/import-example.toml).
@@ -102,6 +107,20 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum DialplanCommand {
+    /// Check a dialplan: prompts, actions, target states, reachability,
+    /// dead ends, timeout paths. Exit status 1 with each problem listed.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A prompt folder whose <lang>/catalogue.toml to check prompt ids
+        /// against (default: the catalogues built in).
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+    },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
     Text,
@@ -118,6 +137,10 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Its fallback report of a failed log write is an eprintln!, which
+        // panics when stderr is closed: a server must outlive its terminal.
+        .log_internal_errors(false)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -148,6 +171,9 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             .with_context(|| format!("cannot open the database {}", redact_url(&url)))
     };
     match cli.command {
+        Command::Dialplan {
+            command: DialplanCommand::Check { files, prompts },
+        } => dialplan_check(out, &files, prompts.as_deref()),
         Command::Import { file } => {
             let store = open(url).await?;
             import_file(out, &store, &file).await
@@ -198,6 +224,36 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             serve(url, now, demo, http_listen, api).await
         }
     }
+}
+
+/// `mensa dialplan check FILE...`: every problem on its own line, prefixed
+/// with the file name.
+fn dialplan_check(
+    out: &mut String,
+    files: &[PathBuf],
+    prompts: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    use crate::runtime::ivr_actions::{DialplanError, load_dialplan, prompt_catalogue};
+    let catalogue = prompt_catalogue(prompts)?;
+    let mut code = ExitCode::SUCCESS;
+    for file in files {
+        match load_dialplan(file, &catalogue) {
+            Ok(plan) => outln!(
+                out,
+                "{}: ok ({} states)",
+                file.display(),
+                plan.states().count()
+            ),
+            Err(DialplanError::Invalid { problems, .. }) => {
+                for problem in &problems.0 {
+                    outln!(out, "{}: {problem}", file.display());
+                }
+                code = ExitCode::FAILURE;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(code)
 }
 
 /// Hides a password in a database URL before it is printed.
@@ -506,16 +562,20 @@ async fn serve(
     http_listen: std::net::SocketAddr,
     api: crate::api::ApiConfig,
 ) -> Result<ExitCode> {
-    let url = match (&url, demo) {
-        (Some(url), _) => url.clone(),
-        (None, false) => DEFAULT_DATABASE_URL.to_string(),
-        (None, true) => {
-            let path = std::env::temp_dir().join(format!("mensa-demo-{}.db", std::process::id()));
+    let demo_file = (demo && url.is_none())
+        .then(|| std::env::temp_dir().join(format!("mensa-demo-{}.db", std::process::id())));
+    let remove_demo_file = || {
+        if let Some(path) = &demo_file {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
-            format!("sqlite://{}", path.display())
         }
+    };
+    remove_demo_file();
+    let url = match (&url, &demo_file) {
+        (Some(url), _) => url.clone(),
+        (None, Some(path)) => format!("sqlite://{}", path.display()),
+        (None, None) => DEFAULT_DATABASE_URL.to_string(),
     };
     let store = Store::open(&url)
         .await
@@ -535,13 +595,18 @@ async fn serve(
     if let Some(now) = now {
         clock = Arc::new(ShiftedClock::starting_at(parse_local(&settings, &now)?));
     }
+    // Signal handlers first: a SIGTERM right after "serving" must stop us
+    // gracefully, not kill us.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot install the SIGINT handler")?;
     let started = store
         .mark_service_started(settings.today(clock.now()))
         .await?;
     let listener = runtime::http::bind(http_listen)
         .await
         .with_context(|| format!("cannot listen on {http_listen}"))?;
-    let terminate = sigterm();
     tracing::info!(
         database = %redact_url(&url),
         now = %settings.local(clock.now()),
@@ -555,27 +620,13 @@ async fn serve(
         let _ = stopped.await;
     }));
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
-        _ = terminate => tracing::info!("SIGTERM; stopping"),
+        _ = interrupt.recv() => tracing::info!("interrupted; stopping"),
+        _ = terminate.recv() => tracing::info!("SIGTERM; stopping"),
     }
     let _ = stop_http.send(());
     let _ = http.await;
     scheduler.abort();
     store.close().await;
+    remove_demo_file();
     Ok(ExitCode::SUCCESS)
-}
-
-/// Registers the SIGTERM handler now (not when first polled), so a signal
-/// sent as soon as "mensa serving" is logged is not lost.
-fn sigterm() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    let stream = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    async move {
-        #[cfg(unix)]
-        if let Some(mut s) = stream {
-            s.recv().await;
-            return;
-        }
-        std::future::pending::<()>().await
-    }
 }

@@ -208,4 +208,43 @@ fn serve_demo_starts_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}: {rest:#?}");
     assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:#?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "the demo database is removed on exit: {left:?}"
+    );
+}
+
+#[test]
+fn serve_outlives_a_closed_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(["serve", "--demo"])
+        .env_remove("MENSA_DATABASE_URL")
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it serves (the demo import is printed on stdout first).
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("imported demo data"), "{line}");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(stderr.next().unwrap().unwrap().contains("mensa serving"));
+    drop(stderr);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "a log line to a closed stderr must not kill it: {status:?}"
+    );
 }

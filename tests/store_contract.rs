@@ -95,6 +95,14 @@ async fn reimport_updates_and_never_duplicates(store: Store) {
     // The password survives a re-import that omits it.
     let without = common::EXAMPLE.replace("password = \"demo-password\"", "");
     import_text(&store, &without).await;
+    // Two children swap their cancel codes.
+    let swapped = common::EXAMPLE
+        .replace("cancel_code = \"58213\"", "cancel_code = \"SWAP\"")
+        .replace("cancel_code = \"77120\"", "cancel_code = \"58213\"")
+        .replace("cancel_code = \"SWAP\"", "cancel_code = \"77120\"");
+    import_text(&store, &swapped).await;
+    assert_eq!(child(&store, "100234").await.cancel_code.as_str(), "77120");
+    assert_eq!(child(&store, "100235").await.cancel_code.as_str(), "58213");
     assert_eq!(child(&store, "100235").await.meal_price, Some(Cents(380)));
 }
 

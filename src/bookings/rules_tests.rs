@@ -541,3 +541,59 @@ fn ledger_balance_and_low_balance() {
     let l = Ledger::from_entries(vec![e(EntryKind::Meal, -450)], Cents(450), 0);
     assert_eq!(l.balance_cents, Cents(-450), "may go below zero");
 }
+
+mod properties {
+    use chrono::Duration;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// R6 for any instant of the school year: the target day is a
+        /// service day whose cutoff is still ahead, and no service day with
+        /// an open cutoff comes before it.
+        #[test]
+        fn target_day_is_the_first_open_service_day(minutes in 0i64..(300 * 24 * 60), rientri in any::<bool>()) {
+            let s = settings();
+            let school = school();
+            let class = rientri.then(|| Weekdays::parse(&["mon", "wed"]).unwrap());
+            let now = at("2026-09-01 00:00") + Duration::minutes(minutes);
+            let rules = RuleContext { settings: &s, calendar: ServiceCalendar::new(&school, class), now };
+            let first_open = s.first_open_date(now);
+            match rules.target_day() {
+                Some(day) => {
+                    prop_assert!(rules.calendar.is_service_day(day));
+                    prop_assert!(s.is_open(day, now));
+                    prop_assert!(first_open.iter_days().take_while(|d| *d < day).all(|d| !rules.calendar.is_service_day(d)));
+                }
+                None => prop_assert!(first_open.iter_days().take_while(|d| *d <= school.year_end).all(|d| !rules.calendar.is_service_day(d))),
+            }
+        }
+
+        /// R3 and R9 for any instant and any day: a change is planned only
+        /// for a service day whose cutoff is ahead, and undoing it is
+        /// allowed exactly when the change was.
+        #[test]
+        fn changes_only_on_open_service_days(minutes in 0i64..(300 * 24 * 60), offset in 0u64..60, absent in any::<bool>()) {
+            let s = settings();
+            let school = school();
+            let now = at("2026-09-01 00:00") + Duration::minutes(minutes);
+            let rules = RuleContext { settings: &s, calendar: ServiceCalendar::new(&school, None), now };
+            let date = s.today(now) + chrono::Days::new(offset);
+            let request = if absent { DayRequest::Absent } else { DayRequest::PlainMeal };
+            let mut days = ChildDays::default();
+            match rules.plan_day_change(&days, date, request) {
+                Ok(change) => {
+                    prop_assert_eq!(change.date, date);
+                    prop_assert!(rules.calendar.is_service_day(date) && s.is_open(date, now));
+                    days.marks.insert(date, days::DayMark { kind: change.mark.unwrap(), channel: Channel::Portal, at: now });
+                    let undo = rules.plan_day_change(&days, date, DayRequest::Booked).unwrap();
+                    prop_assert_eq!(undo.mark, None);
+                }
+                Err(Refusal::AfterCutoff { .. }) => prop_assert!(!s.is_open(date, now)),
+                Err(Refusal::NoServiceThatDay { .. }) => prop_assert!(!rules.calendar.is_service_day(date)),
+                Err(other) => prop_assert!(false, "unexpected refusal {other:?}"),
+            }
+        }
+    }
+}

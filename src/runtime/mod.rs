@@ -3,6 +3,8 @@
 
 pub mod clock;
 pub mod http;
+pub mod ivr_actions;
 pub mod scheduler;
+pub mod sip;
 
 pub use clock::{ShiftedClock, SystemClock};

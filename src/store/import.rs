@@ -100,57 +100,42 @@ impl Store {
             .await?;
             summary.adults += 1;
         }
+        release_moving_cancel_codes(&mut tx, data).await?;
         for child in &data.children {
             let existing = sqlx::query("SELECT id FROM children WHERE user_code = $1")
                 .bind(child.user_code.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
             let parent = adult_id(&mut tx, child.parent.as_str()).await?;
-            let id: i64 = match existing {
-                Some(row) => {
-                    let id: i64 = row.try_get("id")?;
-                    sqlx::query(
-                        "UPDATE children SET cancel_code = $1, first_name = $2, last_name = $3, \
-                         fiscal_code = $4, school_id = $5, class_id = $6, parent_id = $7, \
-                         diet = $8, meal_price_cents = $9 WHERE id = $10",
-                    )
-                    .bind(child.cancel_code.as_str())
-                    .bind(&child.first_name)
-                    .bind(&child.last_name)
-                    .bind(child.fiscal_code.as_str())
-                    .bind(child.school.as_str())
-                    .bind(child.class.as_str())
-                    .bind(parent)
-                    .bind(child.diet.as_str())
-                    .bind(child.meal_price.map(|c| c.0))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    summary.children_updated += 1;
-                    id
-                }
-                None => {
-                    let row = sqlx::query(
-                        "INSERT INTO children (user_code, cancel_code, first_name, last_name, \
-                         fiscal_code, school_id, class_id, parent_id, diet, meal_price_cents) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-                    )
-                    .bind(child.user_code.as_str())
-                    .bind(child.cancel_code.as_str())
-                    .bind(&child.first_name)
-                    .bind(&child.last_name)
-                    .bind(child.fiscal_code.as_str())
-                    .bind(child.school.as_str())
-                    .bind(child.class.as_str())
-                    .bind(parent)
-                    .bind(child.diet.as_str())
-                    .bind(child.meal_price.map(|c| c.0))
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    summary.children_created += 1;
-                    row.try_get("id")?
-                }
-            };
+            if existing.is_some() {
+                summary.children_updated += 1;
+            } else {
+                summary.children_created += 1;
+            }
+            let id: i64 = sqlx::query(
+                "INSERT INTO children (user_code, cancel_code, first_name, last_name, \
+                 fiscal_code, school_id, class_id, parent_id, diet, meal_price_cents) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (user_code) DO UPDATE SET cancel_code = excluded.cancel_code, \
+                 first_name = excluded.first_name, last_name = excluded.last_name, \
+                 fiscal_code = excluded.fiscal_code, school_id = excluded.school_id, \
+                 class_id = excluded.class_id, parent_id = excluded.parent_id, \
+                 diet = excluded.diet, meal_price_cents = excluded.meal_price_cents \
+                 RETURNING id",
+            )
+            .bind(child.user_code.as_str())
+            .bind(child.cancel_code.as_str())
+            .bind(&child.first_name)
+            .bind(&child.last_name)
+            .bind(child.fiscal_code.as_str())
+            .bind(child.school.as_str())
+            .bind(child.class.as_str())
+            .bind(parent)
+            .bind(child.diet.as_str())
+            .bind(child.meal_price.map(|c| c.0))
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("id")?;
             sqlx::query("DELETE FROM child_delegates WHERE child_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -182,6 +167,26 @@ impl Store {
         tx.commit().await?;
         Ok(Ok(summary))
     }
+}
+
+/// Children of the file whose cancel code changes give theirs up first, so
+/// that codes moving between children (two codes swapped) never meet the
+/// unique index half-way. The checks before ensure the final state is unique.
+async fn release_moving_cancel_codes(
+    conn: &mut AnyConnection,
+    data: &ImportData,
+) -> Result<(), StoreError> {
+    for child in &data.children {
+        sqlx::query(
+            "UPDATE children SET cancel_code = '~' || user_code \
+             WHERE user_code = $1 AND cancel_code <> $2",
+        )
+        .bind(child.user_code.as_str())
+        .bind(child.cancel_code.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn adult_id(conn: &mut AnyConnection, fiscal_code: &str) -> Result<i64, StoreError> {

@@ -1,0 +1,475 @@
+use super::*;
+use crate::media::dtmf::testsig::{Rng, Signal, ms};
+
+const SDP: &str = "192.0.2.10:40000";
+const NAT: &str = "198.51.100.7:61000";
+
+struct T {
+    s: RtpSession,
+    t0: Instant,
+    now: Instant,
+    sent: Vec<Transmit>,
+    events: Vec<MediaEvent>,
+    rx_seq: u16,
+    rx_ts: u32,
+}
+
+fn params(law: Law, te: Option<TelephoneEvent>) -> MediaParams {
+    MediaParams {
+        codec: AudioCodec {
+            law,
+            payload_type: if law == Law::ALaw { 8 } else { 0 },
+        },
+        telephone_event: te,
+        ptime: Duration::from_millis(20),
+        remote_rtp: SDP.parse().unwrap(),
+        remote_rtcp: None,
+    }
+}
+
+const TE: Option<TelephoneEvent> = Some(TelephoneEvent {
+    payload_type: 101,
+    clock_rate: 8000,
+});
+
+impl T {
+    fn new(p: MediaParams, inband: InbandMode) -> T {
+        let t0 = Instant::now();
+        let cfg = SessionConfig {
+            inband,
+            ..SessionConfig::default()
+        };
+        let seed = SessionSeed {
+            ssrc: 0xABCD,
+            sequence: 65530,
+            timestamp: 0xFFFF_FF00,
+            ntp: 0,
+        };
+        T {
+            s: RtpSession::new(t0, p, cfg, seed),
+            t0,
+            now: t0,
+            sent: Vec::new(),
+            events: Vec::new(),
+            rx_seq: 100,
+            rx_ts: 5000,
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(t) = self.s.poll_transmit() {
+            self.sent.push(t);
+        }
+        while let Some(e) = self.s.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    /// Run the session's timers up to `ms` after start.
+    fn run_to(&mut self, ms: u64) {
+        let end = self.t0 + Duration::from_millis(ms);
+        while let Some(t) = self.s.poll_timeout() {
+            if t > end {
+                break;
+            }
+            self.now = self.now.max(t);
+            self.s.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = end;
+    }
+
+    fn rtp_in(&mut self, pt: u8, ts: u32, marker: bool, payload: &[u8]) {
+        self.rx_seq = self.rx_seq.wrapping_add(1);
+        let pkt = RtpPacketBuilder::new()
+            .payload_type(pt)
+            .ssrc(77)
+            .sequence(Seq::from(self.rx_seq))
+            .timestamp(ts)
+            .marked(marker)
+            .payload(payload)
+            .build()
+            .unwrap();
+        let from = NAT.parse().unwrap();
+        self.s
+            .handle_input(self.now, Input::Rtp { from, data: &pkt });
+        self.drain();
+    }
+
+    /// Stream `samples` as audio packets, one every 20 ms of session time.
+    fn audio_in(&mut self, law: Law, samples: &[i16], skip: &[usize]) {
+        for (i, f) in samples.chunks(160).enumerate() {
+            let mut enc = vec![0u8; f.len()];
+            law.encode_into(f, &mut enc);
+            let at = self.now.duration_since(self.t0).as_millis() as u64 + 20;
+            self.run_to(at);
+            if skip.contains(&i) {
+                self.rx_seq = self.rx_seq.wrapping_add(1);
+            } else {
+                let pt = if law == Law::ALaw { 8 } else { 0 };
+                self.rtp_in(pt, self.rx_ts, false, &enc);
+            }
+            self.rx_ts = self.rx_ts.wrapping_add(160);
+        }
+    }
+
+    fn pressed(&self) -> String {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Key(KeyEvent::Pressed { key, .. }) => Some(key.as_char()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn rtp_sent(&self) -> Vec<(u16, u32, bool, SocketAddr, Vec<u8>)> {
+        self.sent
+            .iter()
+            .filter(|t| t.channel == Channel::Rtp)
+            .map(|t| {
+                let r = RtpReader::new(&t.payload).unwrap();
+                assert_eq!(r.ssrc(), 0xABCD);
+                let seq = u16::from(r.sequence_number());
+                (
+                    seq,
+                    r.timestamp(),
+                    r.mark(),
+                    t.destination,
+                    r.payload().to_vec(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn tone_prompt(n: usize) -> Arc<Prompt> {
+    let s: Vec<i16> = (0..n)
+        .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
+        .collect();
+    Arc::new(Prompt::from_samples("t", &s))
+}
+
+#[test]
+fn frames_every_ptime_continuous_numbering_and_talkspurt_markers() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    t.run_to(100); // silence first: trunks must see packets
+    let id1 = t.s.play(tone_prompt(800)); // 100 ms
+    t.run_to(300);
+    let id2 = t.s.play(tone_prompt(400));
+    t.run_to(1000);
+    let sent = t.rtp_sent();
+    assert_eq!(sent.len(), 51, "one packet per 20 ms from t = 0");
+    for w in sent.windows(2) {
+        assert_eq!(
+            w[1].0,
+            w[0].0.wrapping_add(1),
+            "sequence wraps continuously"
+        );
+        assert_eq!(w[1].1, w[0].1.wrapping_add(160), "timestamp counts samples");
+    }
+    let markers: Vec<usize> = (0..sent.len()).filter(|&i| sent[i].2).collect();
+    assert_eq!(markers.len(), 2, "one marker per talkspurt: {markers:?}");
+    assert!(sent[markers[0]].4.iter().any(|&c| c != 0xD5));
+    assert!(
+        sent[0].4.iter().all(|&c| c == 0xD5),
+        "silence frames between prompts"
+    );
+    assert!(t.events.contains(&MediaEvent::PlayFinished(id1)));
+    assert!(t.events.contains(&MediaEvent::PlayFinished(id2)));
+    assert_eq!(sent[0].3, SDP.parse().unwrap());
+}
+
+#[test]
+fn deadlines_are_absolute_and_a_stall_is_bounded() {
+    let mut t = T::new(params(Law::MuLaw, None), InbandMode::Auto);
+    // Woken late every time: still one frame per deadline, no drift.
+    for i in 1..=50u64 {
+        let now = t.t0 + Duration::from_millis(20 * i + 7);
+        t.s.handle_timeout(now);
+        t.drain();
+    }
+    assert_eq!(t.rtp_sent().len(), 51);
+    assert_eq!(
+        t.s.poll_timeout()
+            .map(|d| d > t.t0 + Duration::from_millis(1000)),
+        Some(true)
+    );
+    // A 1 s stall sends at most a few frames, and timestamps jump over the gap.
+    let before = t.rtp_sent().len();
+    let last_ts = t.rtp_sent().last().unwrap().1;
+    t.s.handle_timeout(t.t0 + Duration::from_millis(2010));
+    t.drain();
+    let sent = t.rtp_sent();
+    assert_eq!(sent.len() - before, 3);
+    t.s.handle_timeout(t.t0 + Duration::from_millis(2020));
+    t.drain();
+    let ts = t.rtp_sent().last().unwrap().1;
+    assert_eq!(
+        ts.wrapping_sub(last_ts),
+        160 * 51,
+        "timestamps follow the sample clock"
+    );
+}
+
+#[test]
+fn symmetric_rtp_latches_onto_the_callers_source() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    t.run_to(40);
+    assert_eq!(t.s.destination(), SDP.parse().unwrap());
+    t.rtp_in(8, 1, true, &[0xD5; 160]);
+    assert_eq!(t.s.destination(), NAT.parse().unwrap());
+    t.run_to(80);
+    assert_eq!(t.rtp_sent().last().unwrap().3, NAT.parse().unwrap());
+    // Someone else's packet does not move it.
+    let other: SocketAddr = "203.0.113.1:5000".parse().unwrap();
+    let pkt = RtpPacketBuilder::new()
+        .payload_type(8)
+        .ssrc(77)
+        .payload(&[0xD5; 160])
+        .build()
+        .unwrap();
+    t.s.handle_input(
+        t.now,
+        Input::Rtp {
+            from: other,
+            data: &pkt,
+        },
+    );
+    assert_eq!(t.s.destination(), NAT.parse().unwrap());
+}
+
+#[test]
+fn telephone_events_at_any_payload_type_and_rate() {
+    for (pt, rate) in [(101u8, 8000u32), (96, 16000), (127, 8000)] {
+        let te = Some(TelephoneEvent {
+            payload_type: pt,
+            clock_rate: rate,
+        });
+        let mut t = T::new(params(Law::MuLaw, te), InbandMode::Auto);
+        let step = (rate / 50) as u16;
+        for i in 1..=5u16 {
+            t.run_to(20 * u64::from(i));
+            let d = (step * i).to_be_bytes();
+            let end = if i == 5 { 0x80 } else { 0 };
+            t.rtp_in(pt, 9000, i == 1, &[9, end, d[0], d[1]]);
+        }
+        assert_eq!(t.pressed(), "9", "pt {pt}");
+        let dur = t.events.iter().find_map(|e| match e {
+            MediaEvent::Key(KeyEvent::Pressed { duration, .. }) => Some(*duration),
+            _ => None,
+        });
+        assert_eq!(dur, Some(Duration::from_millis(100)));
+    }
+}
+
+#[test]
+fn inband_tones_detected_when_no_telephone_event() {
+    let mut rng = Rng::new(1);
+    let mut sig = Signal::default();
+    sig.silence(ms(30)).keys(&mut rng, "147#", ms(60), ms(60));
+    for law in [Law::ALaw, Law::MuLaw] {
+        let mut t = T::new(params(law, None), InbandMode::Auto);
+        t.audio_in(law, &sig.through(law), &[]);
+        t.run_to(2000);
+        assert_eq!(t.pressed(), "147#", "{law:?}");
+    }
+}
+
+#[test]
+fn lost_audio_packet_inside_a_tone_is_one_digit() {
+    let mut rng = Rng::new(2);
+    let mut sig = Signal::default();
+    sig.silence(ms(40))
+        .key(&mut rng, '6', -10.0, ms(100))
+        .silence(ms(100));
+    let mut t = T::new(params(Law::ALaw, None), InbandMode::Auto);
+    t.audio_in(Law::ALaw, &sig.through(Law::ALaw), &[4]);
+    t.run_to(1000);
+    assert_eq!(t.pressed(), "6");
+}
+
+#[test]
+fn audio_from_a_new_ssrc_or_restarted_sequence_is_still_decoded() {
+    let mut rng = Rng::new(4);
+    let mut sig = Signal::default();
+    sig.silence(ms(40))
+        .key(&mut rng, '1', -10.0, ms(100))
+        .silence(ms(100));
+    let samples = sig.through(Law::ALaw);
+    let mut t = T::new(params(Law::ALaw, None), InbandMode::Auto);
+    t.audio_in(Law::ALaw, &samples, &[]);
+    // The sender restarts its sequence numbers far behind.
+    t.rx_seq = t.rx_seq.wrapping_sub(30_000);
+    t.audio_in(Law::ALaw, &samples, &[]);
+    t.run_to(2000);
+    assert_eq!(t.pressed(), "11");
+}
+
+#[test]
+fn policy_inband_off_with_telephone_event_and_one_press_once_with_always() {
+    let mut rng = Rng::new(3);
+    let mut sig = Signal::default();
+    sig.key(&mut rng, '3', -10.0, ms(100)).silence(ms(100));
+    let samples = sig.through(Law::ALaw);
+    // Auto + telephone-event negotiated: the tone alone is not a key.
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    t.audio_in(Law::ALaw, &samples, &[]);
+    t.run_to(1000);
+    assert_eq!(t.pressed(), "");
+    // Always: a phone sending both at once is heard once.
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Always);
+    for (i, f) in samples.chunks(160).enumerate() {
+        let mut enc = vec![0u8; f.len()];
+        Law::ALaw.encode_into(f, &mut enc);
+        t.run_to(20 * (i as u64 + 1));
+        t.rtp_in(8, 160 * i as u32, false, &enc);
+        if i < 8 {
+            let d = (160 * (i as u16 + 1)).min(800).to_be_bytes();
+            let end = if i >= 5 { 0x80 } else { 0 };
+            t.rtp_in(101, 0, i == 0, &[3, end, d[0], d[1]]);
+        }
+        if i == 9 {
+            // An INFO for the same press, right after it, adds nothing.
+            let key = Key::from_char('3').unwrap();
+            t.s.handle_input(
+                t.now,
+                Input::Info {
+                    key,
+                    duration: None,
+                },
+            );
+        }
+    }
+    t.run_to(1500);
+    assert_eq!(t.pressed(), "3");
+    // A later INFO is a new press.
+    t.run_to(3000);
+    t.s.handle_input(
+        t.now,
+        Input::Info {
+            key: Key::from_char('3').unwrap(),
+            duration: None,
+        },
+    );
+    t.drain();
+    assert_eq!(t.pressed(), "33");
+}
+
+#[test]
+fn inactivity_ends_the_call_once_and_rtcp_reports_go_out() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    t.run_to(10_000);
+    t.rtp_in(8, 1, true, &[0xD5; 160]); // latches; keeps the call alive
+    t.run_to(39_000);
+    assert!(!t.events.contains(&MediaEvent::Inactive));
+    // RTCP from the caller is tolerated, garbage too.
+    let from: SocketAddr = "198.51.100.7:61001".parse().unwrap();
+    t.s.handle_input(
+        t.now,
+        Input::Rtcp {
+            from,
+            data: &[0x80, 201, 0, 1, 0, 0, 0, 1],
+        },
+    );
+    t.s.handle_input(
+        t.now,
+        Input::Rtcp {
+            from,
+            data: &[1, 2],
+        },
+    );
+    t.s.handle_input(
+        t.now,
+        Input::Rtp {
+            from,
+            data: &[0xFF; 3],
+        },
+    );
+    t.run_to(41_000);
+    let n = t
+        .events
+        .iter()
+        .filter(|e| **e == MediaEvent::Inactive)
+        .count();
+    assert_eq!(n, 1);
+    t.run_to(80_000);
+    let n = t
+        .events
+        .iter()
+        .filter(|e| **e == MediaEvent::Inactive)
+        .count();
+    assert_eq!(n, 1, "reported once");
+    let reports: Vec<&Transmit> = t
+        .sent
+        .iter()
+        .filter(|x| x.channel == Channel::Rtcp)
+        .collect();
+    assert_eq!(reports.len(), 16, "every 5 s");
+    assert_eq!(reports[0].destination, "192.0.2.10:40001".parse().unwrap());
+    assert_eq!(reports.last().unwrap().destination, from);
+    assert!(reports.iter().all(|r| rtcp::looks_like_rtcp(&r.payload)));
+}
+
+#[test]
+fn close_sends_bye_and_stops() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    t.run_to(100);
+    let n = t.sent.len();
+    t.s.close(t.now);
+    t.s.close(t.now);
+    t.drain();
+    assert_eq!(t.sent.len(), n + 1);
+    let last = &t.sent[n];
+    assert_eq!(last.channel, Channel::Rtcp);
+    assert_eq!(&last.payload[last.payload.len() - 8..][..2], &[0x81, 203]);
+    assert_eq!(t.s.poll_timeout(), None);
+    t.s.handle_timeout(t.now + Duration::from_secs(60));
+    t.drain();
+    assert_eq!(t.sent.len(), n + 1);
+}
+
+#[test]
+fn stop_playback_silences_the_next_frame() {
+    let mut t = T::new(params(Law::MuLaw, TE), InbandMode::Auto);
+    t.s.play(tone_prompt(8000));
+    t.run_to(100);
+    assert!(t.s.is_playing());
+    t.s.stop_playback();
+    t.run_to(120);
+    let last = t.rtp_sent().last().unwrap().4.clone();
+    assert!(last.iter().all(|&c| c == 0xFF));
+    assert!(!t.s.is_playing());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary datagrams on both ports, arbitrary INFO keys: no panic,
+        /// and the session keeps sending one frame per ptime.
+        #[test]
+        fn arbitrary_datagrams_never_break_the_session(
+            grams in proptest::collection::vec(
+                (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200)),
+                0..40,
+            ),
+        ) {
+            let mut t = T::new(params(Law::MuLaw, TE), InbandMode::Always);
+            let from: SocketAddr = NAT.parse().unwrap();
+            for (i, (rtcp, mut data)) in grams.into_iter().enumerate() {
+                if data.len() >= 12 && i % 2 == 0 {
+                    data[0] = 0x80; // make half of them parse as RTP
+                    data[1] = [0u8, 101, 8, 13][i % 4];
+                }
+                t.run_to(10 * i as u64);
+                let input = if rtcp { Input::Rtcp { from, data: &data } } else { Input::Rtp { from, data: &data } };
+                t.s.handle_input(t.now, input);
+                t.drain();
+            }
+            t.run_to(1000);
+            prop_assert_eq!(t.rtp_sent().len(), 51);
+        }
+    }
+}

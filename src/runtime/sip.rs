@@ -1,0 +1,235 @@
+//! The SIP sockets: UDP and TCP on one listen address driving the sans-IO
+//! [`Endpoint`]. TCP is framed by Content-Length ([`message::parse`] in
+//! stream mode); CRLF keep-alive pings are answered (RFC 5626 §3.5.1).
+//!
+//! ```text
+//!  UDP socket ─────────────┐
+//!  TCP conn tasks (framed) ─┼─► driver task: Endpoint ─► sockets
+//!  SipServer::command ──────┘                        └─► SipServer events
+//! ```
+//!
+//! One driver task owns the endpoint, so it needs no lock; `Instant::now()`
+//! is read here and passed in, as STYLE.md asks.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::sip::dialog::CallId;
+use crate::sip::endpoint::{Endpoint, Event, Input};
+use crate::sip::message::{self, Framing, ParseError};
+use crate::sip::transport::{Transmit, Transport};
+
+/// What the call layer asks of the SIP endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Answer {
+        call: CallId,
+        rtp: SocketAddr,
+    },
+    Reject {
+        call: CallId,
+        status: u16,
+    },
+    HangUp {
+        call: CallId,
+    },
+    /// Graceful shutdown on (SIGTERM) or off.
+    Drain(bool),
+    /// The shutdown grace period is over: end every call.
+    HangUpAll,
+}
+
+/// A running SIP endpoint: send commands, receive events.
+#[derive(Debug)]
+pub struct SipServer {
+    pub local_addr: SocketAddr,
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub events: mpsc::UnboundedReceiver<Event>,
+}
+
+enum FromTcp {
+    Opened(SocketAddr, mpsc::UnboundedSender<Vec<u8>>),
+    Message(SocketAddr, Vec<u8>),
+    Closed(SocketAddr),
+}
+
+/// Binds UDP and TCP on `listen` (port 0: any, the same for both) and
+/// spawns the driver.
+pub async fn spawn(listen: SocketAddr, endpoint: Endpoint) -> io::Result<SipServer> {
+    let udp = UdpSocket::bind(listen).await?;
+    let local_addr = udp.local_addr()?;
+    let tcp = TcpListener::bind(local_addr).await?;
+    let (command_tx, command_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let (tcp_tx, tcp_rx) = mpsc::unbounded_channel();
+    tokio::spawn(accept(tcp, tcp_tx));
+    tokio::spawn(drive(endpoint, udp, tcp_rx, command_rx, event_tx));
+    Ok(SipServer {
+        local_addr,
+        commands: command_tx,
+        events: event_rx,
+    })
+}
+
+async fn drive(
+    mut endpoint: Endpoint,
+    udp: UdpSocket,
+    mut tcp_rx: mpsc::UnboundedReceiver<FromTcp>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let mut connections: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let deadline = endpoint.poll_timeout().map(tokio::time::Instant::from_std);
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            received = udp.recv_from(&mut buf) => match received {
+                Ok((n, source)) => {
+                    let bytes = buf.get(..n).unwrap_or_default();
+                    endpoint.handle_input(Instant::now(), Input::Datagram { transport: Transport::Udp, source, bytes });
+                }
+                // ICMP errors surface here on some systems; the socket lives on.
+                Err(e) => tracing::debug!(error = %e, "UDP receive error"),
+            },
+            Some(from_tcp) = tcp_rx.recv() => match from_tcp {
+                FromTcp::Opened(peer, writer) => { connections.insert(peer, writer); }
+                FromTcp::Closed(peer) => { connections.remove(&peer); }
+                FromTcp::Message(source, bytes) => {
+                    endpoint.handle_input(Instant::now(), Input::Datagram { transport: Transport::Tcp, source, bytes: &bytes });
+                }
+            },
+            command = commands.recv() => {
+                let Some(command) = command else { return };
+                let now = Instant::now();
+                let result = match command {
+                    Command::Answer { call, rtp } => endpoint.answer(now, call, rtp),
+                    Command::Reject { call, status } => endpoint.reject(now, call, status),
+                    Command::HangUp { call } => endpoint.hang_up(now, call),
+                    Command::Drain(on) => { endpoint.set_draining(on); Ok(()) }
+                    Command::HangUpAll => { endpoint.hang_up_all(now); Ok(()) }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(?command, error = %e, "SIP command refused");
+                }
+            },
+            () = sleep => endpoint.handle_timeout(Instant::now()),
+        }
+        while let Some(Transmit {
+            transport,
+            destination,
+            bytes,
+        }) = endpoint.poll_transmit()
+        {
+            match transport {
+                Transport::Udp => {
+                    if let Err(e) = udp.send_to(&bytes, destination).await {
+                        tracing::debug!(%destination, error = %e, "UDP send failed");
+                    }
+                }
+                // §18.2.2: over TCP, back on the connection the request came
+                // on. Opening a new connection when it is gone is not done yet.
+                Transport::Tcp => match connections.get(&destination) {
+                    Some(writer) => {
+                        let _ = writer.send(bytes);
+                    }
+                    None => {
+                        tracing::debug!(%destination, "no TCP connection for a SIP message; dropped")
+                    }
+                },
+            }
+        }
+        while let Some(event) = endpoint.poll_event() {
+            if events.send(event).is_err() {
+                tracing::debug!("SIP events receiver gone");
+            }
+        }
+    }
+}
+
+async fn accept(listener: TcpListener, to_driver: mpsc::UnboundedSender<FromTcp>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(connection(stream, peer, to_driver.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Largest amount of unframed data a connection may hold.
+const MAX_TCP_BUFFER: usize = 64 * 1024;
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    to_driver: mpsc::UnboundedSender<FromTcp>,
+) {
+    let (mut reader, mut writer) = stream.into_split();
+    let (write_tx, mut write_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    if to_driver
+        .send(FromTcp::Opened(peer, write_tx.clone()))
+        .is_err()
+    {
+        return;
+    }
+    let write_task = tokio::spawn(async move {
+        while let Some(bytes) = write_rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        loop {
+            let (crlf, ping) = message::stream_keep_alive(&buf);
+            if ping {
+                let _ = write_tx.send(b"\r\n".to_vec());
+            }
+            buf.drain(..crlf);
+            if buf.is_empty() {
+                break;
+            }
+            match message::parse(&buf, Framing::Stream) {
+                Ok(parsed) => {
+                    let frame: Vec<u8> = buf.drain(..parsed.consumed.min(buf.len())).collect();
+                    let _ = to_driver.send(FromTcp::Message(peer, frame));
+                }
+                Err(ParseError::Incomplete) if buf.len() <= MAX_TCP_BUFFER => break,
+                Err(ParseError::Incomplete) => break 'read,
+                // Let the endpoint answer 400 if it can, then close: the
+                // framing of what follows is unknown (RFC 4475 §3.1.2.3).
+                Err(ParseError::Reply { .. } | ParseError::Drop(_)) => {
+                    let _ = to_driver.send(FromTcp::Message(peer, std::mem::take(&mut buf)));
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    break 'read;
+                }
+            }
+        }
+    }
+    let _ = to_driver.send(FromTcp::Closed(peer));
+    drop(write_tx);
+    let _ = write_task.await;
+}

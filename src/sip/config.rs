@@ -1,0 +1,313 @@
+//! What the endpoint is told by the operator (the runtime builds it from
+//! the TOML file and flags): who may call, which numbers exist, limits.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// An allowed source network, e.g. `192.0.2.0/24` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowedNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl AllowedNet {
+    /// Parses `ADDR[/PREFIX]`; `None` when malformed or the prefix is too long.
+    pub fn parse(s: &str) -> Option<AllowedNet> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(AllowedNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            IpAddr::V4(_) => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            (IpAddr::V4(_), IpAddr::V6(_)) | (IpAddr::V6(_), IpAddr::V4(_)) => false,
+        }
+    }
+}
+
+/// What to do with a request from a source not in the allow-list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unauthorized {
+    /// Answer 403 Forbidden.
+    Forbid,
+    /// Say nothing (scanners learn nothing).
+    Drop,
+}
+
+/// The endpoint's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// Our address as peers must reach it (Contact).
+    pub advertise: SocketAddr,
+    pub allowed: Vec<AllowedNet>,
+    pub unauthorized: Unauthorized,
+    /// Called number → dialplan name.
+    pub routes: HashMap<String, String>,
+    /// Dialplan for numbers not in `routes`; `None`: they get 404.
+    pub default_route: Option<String>,
+    pub max_concurrent_calls: usize,
+    pub max_calls_per_second: u32,
+    /// Our Min-SE (RFC 4028 §5), at least 90 s.
+    pub min_session_expires: u32,
+    /// Session-Expires we ask for when the caller names none.
+    pub session_expires: u32,
+    /// How long the call layer may take to answer before we give up (480).
+    pub answer_timeout: Duration,
+    /// Seeds tags, branches and SDP session ids (the runtime passes OS randomness).
+    pub seed: u64,
+}
+
+impl EndpointConfig {
+    /// Loopback may call; both numbers of the manual route to `default`.
+    pub fn demo(advertise: SocketAddr, seed: u64) -> EndpointConfig {
+        let loopback = ["127.0.0.0/8", "::1/128"]
+            .iter()
+            .filter_map(|s| AllowedNet::parse(s))
+            .collect();
+        let routes = ["800082653", "0240709125"]
+            .iter()
+            .map(|n| ((*n).to_owned(), "default".to_owned()))
+            .collect();
+        EndpointConfig {
+            advertise,
+            allowed: loopback,
+            unauthorized: Unauthorized::Forbid,
+            routes,
+            default_route: None,
+            max_concurrent_calls: 1000,
+            max_calls_per_second: 200,
+            min_session_expires: 90,
+            session_expires: 1800,
+            answer_timeout: Duration::from_secs(30),
+            seed,
+        }
+    }
+
+    pub fn is_allowed(&self, ip: IpAddr) -> bool {
+        self.allowed.iter().any(|n| n.contains(ip))
+    }
+
+    pub fn route(&self, number: &str) -> Option<&str> {
+        self.routes
+            .get(number)
+            .map(String::as_str)
+            .or(self.default_route.as_deref())
+    }
+}
+
+/// The `[sip]` table of the TOML config file, as written by an operator;
+/// every field has the demo default. Flags override it in the runtime.
+///
+/// ```toml
+/// [sip]
+/// listen = "0.0.0.0:5060"            # UDP and TCP
+/// advertise = "203.0.113.10:5060"    # Contact and SDP address
+/// rtp_ports = "20000-29999"
+/// allowed = ["192.0.2.0/24", "127.0.0.1"]
+/// unauthorized = "forbid"            # or "drop"
+/// max_concurrent_calls = 1000
+/// max_calls_per_second = 200
+/// min_session_expires = 90
+/// session_expires = 1800
+/// [sip.routes]
+/// "800082653" = "default"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipSettings {
+    pub listen: SocketAddr,
+    pub advertise: Option<SocketAddr>,
+    pub rtp_ports: String,
+    pub allowed: Vec<String>,
+    pub unauthorized: String,
+    pub routes: HashMap<String, String>,
+    pub default_route: Option<String>,
+    pub max_concurrent_calls: usize,
+    pub max_calls_per_second: u32,
+    pub min_session_expires: u32,
+    pub session_expires: u32,
+    pub answer_timeout_secs: u64,
+}
+
+impl Default for SipSettings {
+    fn default() -> SipSettings {
+        let demo = EndpointConfig::demo(SocketAddr::from(([127, 0, 0, 1], 5060)), 0);
+        SipSettings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            advertise: None,
+            rtp_ports: "20000-29999".to_owned(),
+            allowed: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
+            unauthorized: "forbid".to_owned(),
+            routes: demo.routes,
+            default_route: None,
+            max_concurrent_calls: demo.max_concurrent_calls,
+            max_calls_per_second: demo.max_calls_per_second,
+            min_session_expires: demo.min_session_expires,
+            session_expires: demo.session_expires,
+            answer_timeout_secs: demo.answer_timeout.as_secs(),
+        }
+    }
+}
+
+/// A config value an operator got wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("sip.allowed: {0:?} is not ADDR[/PREFIX]")]
+    AllowedNet(String),
+    #[error("sip.unauthorized must be \"forbid\" or \"drop\", not {0:?}")]
+    Unauthorized(String),
+    #[error("sip.rtp_ports must be LOW-HIGH with even LOW < HIGH, not {0:?}")]
+    RtpPorts(String),
+    #[error(
+        "sip.min_session_expires must be at least 90 (RFC 4028) and at most session_expires (at most 86400)"
+    )]
+    SessionExpires,
+    #[error("sip.answer_timeout_secs must be from 1 to 600")]
+    AnswerTimeout,
+}
+
+impl SipSettings {
+    /// The RTP port range, `LOW-HIGH` (RTP on even ports, RFC 3550 §11).
+    pub fn rtp_port_range(&self) -> Result<(u16, u16), ConfigError> {
+        let bad = || ConfigError::RtpPorts(self.rtp_ports.clone());
+        let (low, high) = self.rtp_ports.split_once('-').ok_or_else(bad)?;
+        let low: u16 = low.trim().parse().map_err(|_| bad())?;
+        let high: u16 = high.trim().parse().map_err(|_| bad())?;
+        if low >= high || !low.is_multiple_of(2) {
+            return Err(bad());
+        }
+        Ok((low, high))
+    }
+
+    /// The endpoint's config; `advertise` defaults to `listen` when that
+    /// is a concrete address (the runtime must set it when listening on
+    /// 0.0.0.0). `seed`: OS randomness.
+    pub fn endpoint_config(&self, seed: u64) -> Result<EndpointConfig, ConfigError> {
+        let allowed = self
+            .allowed
+            .iter()
+            .map(|s| AllowedNet::parse(s).ok_or_else(|| ConfigError::AllowedNet(s.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let unauthorized = match self.unauthorized.as_str() {
+            "forbid" => Unauthorized::Forbid,
+            "drop" => Unauthorized::Drop,
+            other => return Err(ConfigError::Unauthorized(other.to_owned())),
+        };
+        if self.min_session_expires < 90
+            || self.min_session_expires > self.session_expires
+            || self.session_expires > 86_400
+        {
+            return Err(ConfigError::SessionExpires);
+        }
+        if !(1..=600).contains(&self.answer_timeout_secs) {
+            return Err(ConfigError::AnswerTimeout);
+        }
+        self.rtp_port_range()?;
+        Ok(EndpointConfig {
+            advertise: self.advertise.unwrap_or(self.listen),
+            allowed,
+            unauthorized,
+            routes: self.routes.clone(),
+            default_route: self.default_route.clone(),
+            max_concurrent_calls: self.max_concurrent_calls,
+            max_calls_per_second: self.max_calls_per_second,
+            min_session_expires: self.min_session_expires,
+            session_expires: self.session_expires,
+            answer_timeout: Duration::from_secs(self.answer_timeout_secs),
+            seed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_from_toml() {
+        #[derive(serde::Deserialize)]
+        struct File {
+            sip: SipSettings,
+        }
+        let text = r#"
+            [sip]
+            advertise = "203.0.113.10:5060"
+            allowed = ["192.0.2.0/24"]
+            unauthorized = "drop"
+            [sip.routes]
+            "0240709125" = "scuole"
+        "#;
+        let file: File = toml::from_str(text).unwrap();
+        let c = file.sip.endpoint_config(1).unwrap();
+        assert_eq!(c.advertise, "203.0.113.10:5060".parse().unwrap());
+        assert_eq!(
+            (c.unauthorized, c.route("0240709125"), c.route("800082653")),
+            (Unauthorized::Drop, Some("scuole"), None)
+        );
+        assert_eq!(file.sip.rtp_port_range(), Ok((20000, 29999)));
+        let defaults = SipSettings::default().endpoint_config(1).unwrap();
+        assert_eq!(defaults.route("800082653"), Some("default"));
+        assert!(defaults.is_allowed("127.0.0.1".parse().unwrap()));
+        let bad: Result<File, _> = toml::from_str("[sip]\nallowed = [\"10.0.0.0/99\"]");
+        assert_eq!(
+            bad.unwrap().sip.endpoint_config(1),
+            Err(ConfigError::AllowedNet("10.0.0.0/99".into()))
+        );
+        assert!(toml::from_str::<File>("[sip]\nlisten_typo = 1").is_err());
+        let huge: File =
+            toml::from_str("[sip]\nanswer_timeout_secs = 9223372036854775807").unwrap();
+        assert_eq!(huge.sip.endpoint_config(1), Err(ConfigError::AnswerTimeout));
+    }
+
+    #[test]
+    fn networks() {
+        let net = AllowedNet::parse("192.0.2.0/24").unwrap();
+        assert!(net.contains("192.0.2.77".parse().unwrap()));
+        assert!(net.contains("::ffff:192.0.2.1".parse().unwrap()));
+        assert!(!net.contains("192.0.3.1".parse().unwrap()));
+        assert!(
+            AllowedNet::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            AllowedNet::parse("::1")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+        assert_eq!(AllowedNet::parse("10.0.0.0/33"), None);
+        let demo = EndpointConfig::demo("127.0.0.1:5060".parse().unwrap(), 1);
+        assert!(
+            demo.is_allowed("127.0.0.1".parse().unwrap())
+                && !demo.is_allowed("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(demo.route("0240709125"), Some("default"));
+        assert_eq!(demo.route("123"), None);
+    }
+}
