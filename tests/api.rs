@@ -1511,3 +1511,68 @@ async fn request_logs_name_the_route_never_the_person() {
         assert!(!logs.contains(secret), "{secret} in {logs}");
     }
 }
+
+// ------------------------------------------------------- the real binary
+
+#[test]
+fn mensa_serve_answers_on_its_http_listen_address() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(["serve", "--demo", "--now", "2026-12-07 19:00"])
+        .args(["--http-listen", "127.0.0.1:0"])
+        .env_remove("MENSA_DATABASE_URL")
+        .env("MENSA_OPERATOR_TOKEN", OPERATOR)
+        .env("RUST_LOG", "info")
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // "HTTP API listening addr=127.0.0.1:PORT" (perhaps with colours).
+    let port: u16 = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find_map(|l| {
+            let at = l.find("HTTP API listening")?;
+            let rest = &l[at..];
+            let addr = &rest[rest.find("127.0.0.1:")? + "127.0.0.1:".len()..];
+            addr.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    let get = |path: &str, token: &str| {
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            socket,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let health = get("/api/v1/health", "");
+    assert!(health.starts_with("HTTP/1.1 200 OK"), "{health}");
+    let kitchen = get("/api/v1/kitchen/2026-12-10", OPERATOR);
+    assert!(kitchen.starts_with("HTTP/1.1 200 OK"), "{kitchen}");
+    let refused = get("/api/v1/kitchen/2026-12-10", "wrong");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(child.wait().unwrap().success(), "{rest:#?}");
+    // The request log names routes, not the date asked for.
+    assert!(!rest.iter().any(|l| l.contains("2026-12-10")), "{rest:#?}");
+}
