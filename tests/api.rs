@@ -128,6 +128,8 @@ api_tests!(
     parent_and_operator_tokens_are_separate,
     top_ups_issue_pagopa_notices_credited_once,
     top_up_and_receipt_refusals,
+    statements_follow_the_entes_new_year,
+    top_ups_without_pagopa_settings_are_unavailable,
     closures_at_short_notice_apply_at_once,
     kitchen_diet_news_and_calls,
     malformed_requests_get_problem_bodies,
@@ -1006,6 +1008,81 @@ async fn top_up_and_receipt_refusals(api: Api) {
         )
         .await;
     assert_problem(&parent, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+async fn statements_follow_the_entes_new_year(api: Api) {
+    api.clock.set(at("2026-12-31 20:00"));
+    let token = api.mario().await;
+    let mut notices = Vec::new();
+    for amount in [1000, 2000] {
+        let reply = api
+            .call(
+                Method::POST,
+                &format!("/children/{LUCA}/top-ups"),
+                Some(&token),
+                Some(json!({ "amount_cents": amount })),
+            )
+            .await;
+        notices.push(reply.body["notice_number"].as_str().unwrap().to_string());
+    }
+    // 23:30 on New Year's Eve in Rome is 22:30 UTC; 00:30 on New Year's
+    // Day is still 2026 in UTC. The ente's calendar year decides.
+    for (notice, paid) in notices.iter().zip(["2026-12-31 23:30", "2027-01-01 00:30"]) {
+        api.clock.set(at(paid));
+        let path = format!("/payments/{notice}/receipt");
+        assert_eq!(
+            api.call(Method::POST, &path, Some(OPERATOR), None)
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let token = api.mario().await;
+    for (year, total) in [(2026, 1000), (2027, 2000)] {
+        let reply = api
+            .call(
+                Method::GET,
+                &format!("/children/{LUCA}/statements/{year}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(reply.body["total_cents"], total, "{year}: {}", reply.text);
+    }
+    let far = api
+        .call(
+            Method::GET,
+            &format!("/children/{LUCA}/statements/1999"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_problem(&far, StatusCode::BAD_REQUEST, "malformed-request");
+}
+
+async fn top_ups_without_pagopa_settings_are_unavailable(api: Api) {
+    // The same data without the ente's pagoPA settings.
+    let text: String = data()
+        .lines()
+        .filter(|l| !l.starts_with("pagopa_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    common::import_text(&api.store, &text).await;
+    assert!(api.store.settings().await.unwrap().pagopa.is_none());
+    let token = api.mario().await;
+    let reply = api
+        .call(
+            Method::POST,
+            &format!("/children/{LUCA}/top-ups"),
+            Some(&token),
+            Some(json!({"amount_cents": 1000})),
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "payments-unavailable",
+    );
 }
 
 // ------------------------------------------------------------ operators
