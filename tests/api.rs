@@ -132,6 +132,7 @@ api_tests!(
     top_ups_without_pagopa_settings_are_unavailable,
     closures_at_short_notice_apply_at_once,
     kitchen_diet_news_and_calls,
+    the_ivr_call_record_is_stored_and_listed,
     malformed_requests_get_problem_bodies,
     health_and_metrics,
     the_openapi_document_and_the_router_list_the_same_routes,
@@ -1263,6 +1264,67 @@ async fn kitchen_diet_news_and_calls(api: Api) {
         StatusCode::BAD_REQUEST,
         "malformed-request",
     );
+}
+
+/// The voice line's record of a call (ivr::CallRecord, already redacted)
+/// as the call runtime will store it, and as operators then see it.
+async fn the_ivr_call_record_is_stored_and_listed(api: Api) {
+    use mensa::ivr::record::{CodeOutcome, CodeTried, EndedBy, OperationRecord};
+    let luca = api
+        .store
+        .child_by_user_code(&UserCode::parse(LUCA).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut record =
+        mensa::ivr::CallRecord::new("+393331234567", "800082653", at("2026-12-09 19:00"));
+    record.ended_at = Some(at("2026-12-09 19:01"));
+    record.codes = vec![
+        CodeTried {
+            redacted: "invalid(3)".into(),
+            outcome: CodeOutcome::Unknown,
+        },
+        CodeTried {
+            redacted: luca.cancel_code.redacted(),
+            outcome: CodeOutcome::Known,
+        },
+    ];
+    record.operations = vec![OperationRecord {
+        child: luca.id.0,
+        operation: mensa::ivr::actions::PhoneOperation::Cancel {
+            date: d("2026-12-10"),
+        },
+        result: "ok".into(),
+    }];
+    record.ended_by = Some(EndedBy::Caller("menu".into()));
+    let stored = CallRecord {
+        caller: record.caller.clone(),
+        called: record.called.clone(),
+        started_at: record.started_at,
+        ended_at: record.ended_at,
+        codes: record
+            .codes_for_storage()
+            .into_iter()
+            .map(|(code, valid)| CodeAttempt { code, valid })
+            .collect(),
+        operations: record.operations_json(),
+    };
+    api.store.record_call(&stored).await.unwrap();
+    let calls = api
+        .call(Method::GET, "/calls?date=2026-12-09", Some(OPERATOR), None)
+        .await;
+    let call = &calls.body["calls"][0];
+    assert_eq!(call["caller"], "+393331234567");
+    assert_eq!(call["ended_at"], "2026-12-09T18:01:00Z");
+    assert_eq!(
+        call["codes"],
+        json!([{"code": "invalid(3)", "valid": false}, {"code": "****3", "valid": true}])
+    );
+    let operations = call["operations"].as_array().unwrap();
+    assert_eq!(operations[0]["result"], "ok");
+    assert_eq!(operations[0]["child"], luca.id.0);
+    assert_eq!(operations.last().unwrap()["operation"], "end");
+    assert!(!calls.text.contains("58213"));
 }
 
 // ---------------------------------------------------- malformed requests

@@ -41,7 +41,9 @@ pub struct News {
 }
 
 /// One code typed during a call, as stored: redacted, and whether it was a
-/// child's cancel code.
+/// child's cancel code. The IVR's record comes already redacted
+/// (`ivr::CallRecord::codes_for_storage`): build this from its parts; use
+/// [`CodeAttempt::redacted`] only for digits as typed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeAttempt {
     pub code: String,
