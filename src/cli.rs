@@ -83,6 +83,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// The phone calls of a day (R12): caller, number, times, codes tried
+    /// (redacted), operations and their results.
+    Calls {
+        #[arg(long)]
+        date: NaiveDate,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// A child's credit: balance and entries.
     Ledger {
         #[arg(long)]
@@ -113,6 +121,12 @@ enum Command {
         /// RTP port range, even LOW [default: 20000-29999].
         #[arg(long, value_name = "LOW-HIGH")]
         rtp_ports: Option<String>,
+        /// Address of the JSON API.
+        #[arg(long, env = "MENSA_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+        http_listen: std::net::SocketAddr,
+        /// The operators' bearer token (without it, operator routes answer 401).
+        #[arg(long, env = "MENSA_OPERATOR_TOKEN", hide_env_values = true)]
+        operator_token: Option<String>,
     },
 }
 
@@ -216,6 +230,7 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Calls { date, format } => calls(out, &open(url).await?, date, format).await,
         Command::Kitchen { date, format } => kitchen(out, &open(url).await?, date, format).await,
         Command::Ledger { user_code, format } => {
             ledger(out, &open(url).await?, &user_code, format).await
@@ -227,13 +242,19 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             sip_listen,
             sip_advertise,
             rtp_ports,
+            http_listen,
+            operator_token,
         } => {
             let overrides = runtime::config::Overrides {
                 sip_listen,
                 sip_advertise,
                 rtp_ports,
             };
-            serve(url, now, demo, config, overrides).await
+            let api = crate::api::ApiConfig {
+                operator_token: operator_token.filter(|t| !t.trim().is_empty()),
+                ..Default::default()
+            };
+            serve(url, now, demo, config, overrides, http_listen, api).await
         }
     }
 }
@@ -555,6 +576,53 @@ async fn ledger(
     Ok(ExitCode::SUCCESS)
 }
 
+async fn calls(
+    out: &mut String,
+    store: &Store,
+    date: NaiveDate,
+    format: Format,
+) -> Result<ExitCode> {
+    let settings = store.settings().await?;
+    let from = settings.instant(date.and_time(chrono::NaiveTime::MIN));
+    let next = date
+        .succ_opt()
+        .ok_or_else(|| anyhow!("--date {date} is out of range"))?;
+    let to = settings.instant(next.and_time(chrono::NaiveTime::MIN));
+    let calls = store.calls(from, to).await?;
+    match format {
+        Format::Json => {
+            let calls: Vec<_> = calls.iter().map(|(_, c)| c).collect();
+            outln!(out, "{}", json!({"date": date.to_string(), "calls": calls}));
+        }
+        Format::Text => {
+            outln!(out, "calls on {date}: {}", calls.len());
+            for (_, c) in &calls {
+                let local = |t: DateTime<Utc>| settings.local(t).format("%H:%M:%S").to_string();
+                let codes: Vec<String> = c
+                    .codes
+                    .iter()
+                    .map(|a| format!("{}{}", a.code, if a.valid { "" } else { " (wrong)" }))
+                    .collect();
+                outln!(
+                    out,
+                    "{}-{}  from {} to {}  codes [{}]  operations {}",
+                    local(c.started_at),
+                    c.ended_at.map(local).unwrap_or_else(|| "?".into()),
+                    if c.caller.is_empty() {
+                        "anonymous"
+                    } else {
+                        &c.caller
+                    },
+                    c.called,
+                    codes.join(", "),
+                    c.operations
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// What a newcomer needs to call the demo: the numbers, the codes, and
 /// where to see the result.
 fn demo_guide(
@@ -623,6 +691,8 @@ async fn serve(
     demo: bool,
     config: Option<PathBuf>,
     overrides: runtime::config::Overrides,
+    http_listen: std::net::SocketAddr,
+    api: crate::api::ApiConfig,
 ) -> Result<ExitCode> {
     // The config and the prompts first: a mistake there stops us before
     // anything is opened.
@@ -685,14 +755,21 @@ async fn serve(
     let started = store
         .mark_service_started(settings_db.today(clock.now()))
         .await?;
+    let listener = runtime::http::bind(http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {http_listen}"))?;
     let advertise = resolved.endpoint.advertise;
     let actions = runtime::ivr_actions::IvrActions::new(
         store.clone(),
         clock.clone(),
         settings.ivr.throttle(),
     );
-    let voice_line =
-        runtime::ivr_call::IvrCallLogic::new(dialplans, Arc::new(actions), clock.clone());
+    let voice_line = runtime::ivr_call::IvrCallLogic::new(
+        dialplans,
+        Arc::new(actions),
+        store.clone(),
+        clock.clone(),
+    );
     let calls = runtime::calls::start(
         resolved.calls,
         resolved.endpoint,
@@ -717,6 +794,11 @@ async fn serve(
         );
     }
     let scheduler = tokio::spawn(runtime::scheduler::run(store.clone(), clock.clone()));
+    let state = crate::api::AppState::new(store.clone(), clock.clone(), api);
+    let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(runtime::http::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
     tokio::select! {
         _ = interrupt.recv() => tracing::info!("interrupted; stopping"),
         _ = terminate.recv() => tracing::info!("SIGTERM; stopping"),
@@ -729,6 +811,9 @@ async fn serve(
         _ = interrupt.recv() => tracing::warn!("interrupted again; not waiting for calls"),
         _ = terminate.recv() => tracing::warn!("SIGTERM again; not waiting for calls"),
     }
+    // The API serves until the calls are done.
+    let _ = stop_http.send(());
+    let _ = http.await;
     scheduler.abort();
     store.close().await;
     remove_demo_file();

@@ -27,6 +27,7 @@
 //! `expect` is used only for local invariants, with a comment saying why
 //! they hold.
 
+pub mod api;
 pub mod bookings;
 pub mod cli;
 pub mod import;

@@ -173,12 +173,11 @@ fn close_day_kitchen_and_ledger() {
 fn serve_demo_starts_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(["serve", "--demo", "--now", "2026-12-07 19:00"])
         .args([
-            "serve",
-            "--demo",
-            "--now",
-            "2026-12-07 19:00",
             "--sip-listen",
+            "127.0.0.1:0",
+            "--http-listen",
             "127.0.0.1:0",
         ])
         .env_remove("MENSA_DATABASE_URL")

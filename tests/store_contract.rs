@@ -51,6 +51,14 @@ contract!(
     a_change_racing_the_closing_is_never_both_absent_and_charged,
     catch_up_starts_from_the_first_day_of_service,
     the_frozen_day_matches_the_rules,
+    sessions_are_found_until_they_expire_or_end,
+    wrong_passwords_lock_a_login_until_cleared,
+    adults_act_for_their_children_and_delegated_ones_only,
+    a_receipt_credits_the_ledger_once,
+    concurrent_receipts_credit_once,
+    operator_closures_survive_reimport_and_only_they_can_be_removed,
+    news_is_published_once,
+    calls_are_recorded_with_redacted_codes_and_listed_by_day,
 );
 
 async fn child(store: &Store, code: &str) -> Child {
@@ -657,5 +665,338 @@ meal_price_cents = 300
             ("2026-12-02".into(), -380),
             ("2026-12-03".into(), -380)
         ]
+    );
+}
+
+// ------------------------------------------------------- API store parts
+
+async fn mario(store: &Store) -> mensa::store::Adult {
+    let cf = mensa::bookings::FiscalCode::parse("RSSMRA80A01C034P").unwrap();
+    let (adult, hash) = store
+        .login_credentials(mensa::store::Login::FiscalCode(&cf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(hash.unwrap().starts_with("$argon2id$"));
+    adult
+}
+
+async fn sessions_are_found_until_they_expire_or_end(store: Store) {
+    import_example(&store).await;
+    let adult = mario(&store).await;
+    let now = at("2026-12-07 10:00");
+    let expires = at("2026-12-07 22:00");
+    store
+        .create_session(adult.id, "digest-1", now, expires)
+        .await
+        .unwrap();
+    let found = store.session_adult("digest-1", now).await.unwrap().unwrap();
+    assert_eq!(found, adult);
+    assert!(
+        store
+            .session_adult("digest-2", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .session_adult("digest-1", expires)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.delete_session("digest-1").await.unwrap());
+    assert!(!store.delete_session("digest-1").await.unwrap());
+    assert!(
+        store
+            .session_adult("digest-1", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The user code logs in the child's parent.
+    let code = UserCode::parse("100234").unwrap();
+    let (by_code, _) = store
+        .login_credentials(mensa::store::Login::UserCode(&code))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_code, adult);
+}
+
+async fn wrong_passwords_lock_a_login_until_cleared(store: Store) {
+    import_example(&store).await;
+    let now = at("2026-12-07 10:00");
+    let lock = |n: i64| if n >= 3 { 60_000 } else { 0 };
+    for expected in 1..=2 {
+        assert_eq!(
+            store
+                .record_login_failure("user:100234", now, lock)
+                .await
+                .unwrap(),
+            expected
+        );
+        assert!(
+            store
+                .login_locked_until("user:100234", now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(
+        store
+            .record_login_failure("user:100234", now, lock)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store.login_locked_until("user:100234", now).await.unwrap(),
+        Some(at("2026-12-07 10:01"))
+    );
+    assert!(
+        store
+            .login_locked_until("cf:X", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .login_locked_until("user:100234", at("2026-12-07 10:01"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.clear_login_failures("user:100234").await.unwrap();
+    assert_eq!(
+        store
+            .record_login_failure("user:100234", now, lock)
+            .await
+            .unwrap(),
+        1
+    );
+    // A day without failures forgets them.
+    let later = at("2026-12-08 10:00:01");
+    let failures = store.record_login_failure("user:100234", later, lock).await;
+    assert_eq!(failures.unwrap(), 1);
+}
+
+async fn adults_act_for_their_children_and_delegated_ones_only(store: Store) {
+    import_example(&store).await;
+    let adult = mario(&store).await;
+    let laura = mensa::bookings::FiscalCode::parse("BNCLRA85M41C034U").unwrap();
+    let (laura, _) = store
+        .login_credentials(mensa::store::Login::FiscalCode(&laura))
+        .await
+        .unwrap()
+        .unwrap();
+    let relations = |list: Vec<(Child, mensa::store::Relation)>| {
+        list.into_iter()
+            .map(|(c, r)| (c.user_code.to_string(), r))
+            .collect::<Vec<_>>()
+    };
+    use mensa::store::Relation::{Delegate, Parent};
+    assert_eq!(
+        relations(store.children_of(adult.id).await.unwrap()),
+        [("100234".to_string(), Parent), ("100235".into(), Parent)]
+    );
+    assert_eq!(
+        relations(store.children_of(laura.id).await.unwrap()),
+        [("100234".to_string(), Delegate)]
+    );
+    let giulia = UserCode::parse("100235").unwrap();
+    assert!(store.child_of(laura.id, &giulia).await.unwrap().is_none());
+    assert!(store.child_of(adult.id, &giulia).await.unwrap().is_some());
+}
+
+async fn issue_notice(store: &Store, amount: i64) -> mensa::store::Payment {
+    let adult = mario(store).await;
+    let luca = child(store, "100234").await;
+    store
+        .create_payment_notice(
+            &luca,
+            adult.id,
+            Cents(amount),
+            d("2027-01-06"),
+            at("2026-12-07 10:00"),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn a_receipt_credits_the_ledger_once(store: Store) {
+    import_example(&store).await;
+    let first = issue_notice(&store, 2500).await;
+    let second = issue_notice(&store, 1000).await;
+    assert_eq!(first.notice_number.as_str(), "301000000000000144");
+    assert_ne!(first.notice_number, second.notice_number);
+    assert_eq!(first.status, mensa::store::PaymentStatus::Pending);
+    let luca = child(&store, "100234").await;
+    for (i, t) in ["2026-12-08 11:00", "2026-12-08 12:00", "2026-12-09 08:00"]
+        .iter()
+        .enumerate()
+    {
+        let receipt = store
+            .record_receipt(&first.notice_number, at(t))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(receipt.credited, i == 0);
+        assert_eq!(receipt.payment.paid_at, Some(at("2026-12-08 11:00")));
+    }
+    assert_eq!(
+        store.ledger(&luca).await.unwrap().balance_cents,
+        Cents(2500)
+    );
+    let unknown = mensa::bookings::pagopa::NoticeNumber::parse("300000000000000003").unwrap();
+    assert!(
+        store
+            .record_receipt(&unknown, at("2026-12-08 11:00"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let payments = store.payments(luca.id).await.unwrap();
+    assert_eq!(payments.len(), 2);
+    let paid = store
+        .payments_received(luca.id, at("2026-01-01 00:00"), at("2027-01-01 00:00"))
+        .await
+        .unwrap();
+    assert_eq!(paid.len(), 1);
+    assert_eq!(paid[0].payer_fiscal_code.as_str(), "RSSMRA80A01C034P");
+}
+
+async fn concurrent_receipts_credit_once(store: Store) {
+    import_example(&store).await;
+    let notice = issue_notice(&store, 2500).await.notice_number;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, notice) = (store.clone(), notice.clone());
+            tokio::spawn(async move {
+                store
+                    .record_receipt(&notice, at("2026-12-08 11:00"))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .credited
+            })
+        })
+        .collect();
+    let mut credited = 0;
+    for t in tasks {
+        credited += usize::from(t.await.unwrap());
+    }
+    assert_eq!(credited, 1);
+    let luca = child(&store, "100234").await;
+    assert_eq!(
+        store.ledger(&luca).await.unwrap().balance_cents,
+        Cents(2500)
+    );
+}
+
+async fn operator_closures_survive_reimport_and_only_they_can_be_removed(store: Store) {
+    import_example(&store).await;
+    let school = mensa::bookings::SchoolId::parse("primaria-dante").unwrap();
+    let strike = store
+        .add_operator_closure(&school, d("2026-12-10"), d("2026-12-10"), "Sciopero")
+        .await
+        .unwrap()
+        .unwrap();
+    let nowhere = mensa::bookings::SchoolId::parse("nowhere").unwrap();
+    assert!(
+        store
+            .add_operator_closure(&nowhere, d("2026-12-10"), d("2026-12-10"), "x")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    assert!(matches!(
+        status(&store, &luca, "2026-12-10").await,
+        DayStatus::NoService(_)
+    ));
+    let refused = store
+        .apply(
+            luca.id,
+            Operation::Day {
+                date: d("2026-12-10"),
+                request: DayRequest::Absent,
+            },
+            &caller(),
+            Channel::Phone,
+            at("2026-12-09 19:00"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, Err(Refusal::NoServiceThatDay { .. })),
+        "{refused:?}"
+    );
+    let calendar = store.school_calendar(&school).await.unwrap();
+    let imported = calendar.closures.len() - 1;
+    assert_eq!(imported, 4);
+    for id in 1..strike.id {
+        assert!(
+            !store.remove_operator_closure(&school, id).await.unwrap(),
+            "imported {id}"
+        );
+    }
+    assert!(
+        store
+            .remove_operator_closure(&school, strike.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(status(&store, &luca, "2026-12-10").await, DayStatus::Booked);
+}
+
+async fn news_is_published_once(store: Store) {
+    import_example(&store).await;
+    let news = store
+        .add_news(d("2026-12-07"), "Sciopero", "Chiuso il 10.")
+        .await
+        .unwrap();
+    assert!(news.is_some());
+    assert!(
+        store
+            .add_news(d("2026-12-07"), "Sciopero", "Again")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let all = store.news().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].title, "Sciopero");
+}
+
+async fn calls_are_recorded_with_redacted_codes_and_listed_by_day(store: Store) {
+    import_example(&store).await;
+    use mensa::store::{CallRecord, CodeAttempt};
+    let call = CallRecord {
+        caller: "+393331234567".into(),
+        called: "800082653".into(),
+        started_at: at("2026-12-09 23:59"),
+        ended_at: None,
+        codes: vec![CodeAttempt::redacted("58213", true)],
+        operations: serde_json::json!([{"operation": "absent", "result": "done"}]),
+    };
+    let id = store.record_call(&call).await.unwrap();
+    let listed = store
+        .calls(at("2026-12-09 00:00"), at("2026-12-10 00:00"))
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![(id, call.clone())]);
+    assert_eq!(listed[0].1.codes[0].code, "****3");
+    assert!(
+        store
+            .calls(at("2026-12-10 00:00"), at("2026-12-11 00:00"))
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -23,6 +23,7 @@ fn serve(db: &Path, now: &str, rtp_ports: &str) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
         .args(["serve", "--demo", "--now", now])
         .args(["--sip-listen", "127.0.0.1:0", "--rtp-ports", rtp_ports])
+        .args(["--http-listen", "127.0.0.1:0"])
         .arg("--database-url")
         .arg(format!("sqlite://{}", db.display()))
         .env("RUST_LOG", "info")
@@ -286,6 +287,31 @@ fn a_phone_cancellation_lands_on_thursday_and_shows_in_the_calendar() {
     assert_eq!(
         calendar_day(&db, "100234", "2026-12-11")["status"],
         "booked"
+    );
+    // The call left its record (R12), the code redacted.
+    let out = Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(["calls", "--date", "2026-12-07", "--format", "json"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let record = &calls["calls"][0];
+    assert_eq!(record["called"], "800082653", "{calls}");
+    assert_eq!(record["codes"][0]["code"], "****3", "{calls}");
+    assert_eq!(record["codes"][0]["valid"], true, "{calls}");
+    assert!(
+        !calls.to_string().contains("58213"),
+        "no code in clear: {calls}"
+    );
+    assert!(
+        record["operations"].to_string().contains("2026-12-10"),
+        "{calls}"
     );
     // The caller heard prompts: audio that is not all silence.
     let loud = heard

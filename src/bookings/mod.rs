@@ -24,6 +24,7 @@ pub mod days;
 pub mod fiscal_code;
 pub mod ids;
 pub mod ledger;
+pub mod pagopa;
 pub mod settings;
 
 use std::fmt;

@@ -6,8 +6,8 @@
 //! what the session asks: prompts and barge-in go to media as
 //! [`CallCommand`]s, actions are run against the store by [`IvrActions`]
 //! (the task awaits them; events arriving meanwhile wait in the channel,
-//! which is the type-ahead the session expects), and the call record is
-//! stored when the call ends.
+//! which is the type-ahead the session expects), and the call record
+//! (R12) is stored when the call ends.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,11 +17,13 @@ use super::calls::{CallCommand, CallEvent, CallHandle, CallInfo, CallLogic};
 use super::ivr_actions::{IvrActions, redact_number};
 use crate::bookings::Clock;
 use crate::ivr::{Dialplan, Event, Input, Key, PlaybackId, Session};
+use crate::store::{CallRecord as StoredCall, CodeAttempt, Store};
 
 /// Runs the dialplans of the routes, one session per call.
 pub struct IvrCallLogic {
     dialplans: HashMap<String, Arc<Dialplan>>,
     actions: Arc<IvrActions>,
+    store: Store,
     clock: Arc<dyn Clock>,
 }
 
@@ -30,11 +32,13 @@ impl IvrCallLogic {
     pub fn new(
         dialplans: HashMap<String, Arc<Dialplan>>,
         actions: Arc<IvrActions>,
+        store: Store,
         clock: Arc<dyn Clock>,
     ) -> IvrCallLogic {
         IvrCallLogic {
             dialplans,
             actions,
+            store,
             clock,
         }
     }
@@ -54,14 +58,16 @@ impl CallLogic for IvrCallLogic {
             return;
         };
         let actions = self.actions.clone();
+        let store = self.store.clone();
         let clock = self.clock.clone();
-        tokio::spawn(run_call(plan, actions, clock, call, handle));
+        tokio::spawn(run_call(plan, actions, store, clock, call, handle));
     }
 }
 
 async fn run_call(
     plan: Arc<Dialplan>,
     actions: Arc<IvrActions>,
+    store: Store,
     clock: Arc<dyn Clock>,
     call: CallInfo,
     mut handle: CallHandle,
@@ -122,6 +128,25 @@ async fn run_call(
         operations = %record.operations_json(),
         "call ended"
     );
+    if let Err(e) = store.record_call(&stored(&record)).await {
+        tracing::error!(error = %e, called = %call.called, "the call record was not stored");
+    }
+}
+
+/// The IVR's call record in the store's form (codes already redacted).
+fn stored(record: &crate::ivr::CallRecord) -> StoredCall {
+    StoredCall {
+        caller: record.caller.clone(),
+        called: record.called.clone(),
+        started_at: record.started_at,
+        ended_at: record.ended_at,
+        codes: record
+            .codes_for_storage()
+            .into_iter()
+            .map(|(code, valid)| CodeAttempt { code, valid })
+            .collect(),
+        operations: record.operations_json(),
+    }
 }
 
 /// Sleeps until `deadline`, or forever without one.

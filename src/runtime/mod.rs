@@ -4,6 +4,7 @@
 pub mod calls;
 pub mod clock;
 pub mod config;
+pub mod http;
 pub mod ivr_actions;
 pub mod ivr_call;
 pub mod media;

@@ -48,10 +48,10 @@ pub struct CalendarDay {
     pub changed: Option<(Channel, DateTime<Utc>)>,
 }
 
-const CHILD_COLUMNS: &str = "c.id, c.user_code, c.cancel_code, c.first_name, c.last_name, \
+pub(super) const CHILD_COLUMNS: &str = "c.id, c.user_code, c.cancel_code, c.first_name, c.last_name, \
      c.fiscal_code, c.school_id, c.class_id, c.diet, c.meal_price_cents, k.weekdays AS class_weekdays";
 
-fn child_from_row(row: &AnyRow) -> Result<Child, StoreError> {
+pub(super) fn child_from_row(row: &AnyRow) -> Result<Child, StoreError> {
     let corrupt =
         |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
     let text = |c: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(c)?) };

@@ -19,7 +19,10 @@ mod children;
 mod closing;
 mod import;
 mod ledger;
+mod operator;
+mod payments;
 mod rows;
+mod sessions;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,6 +34,9 @@ pub use changes::{Applied, Operation};
 pub use children::{CalendarDay, Child, ChildId};
 pub use closing::ClosingOutcome;
 pub use import::ImportSummary;
+pub use operator::{CallRecord, ClosureRow, CodeAttempt, News, OperatorClosure};
+pub use payments::{Payment, PaymentStatus, Receipt};
+pub use sessions::{Adult, AdultId, Login, Relation};
 
 /// Infrastructure failures. Business refusals are not errors: they are
 /// [`crate::bookings::Refusal`] values inside an `Ok`.

@@ -1,0 +1,208 @@
+//! `GET /health`, `GET /metrics` (Prometheus text format) and the OpenAPI
+//! document. Neither health nor metrics needs a token, and neither shows
+//! personal data; serve them on an address only the monitoring reaches.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, json};
+use crate::bookings::Channel;
+
+/// The OpenAPI 3 document of the API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Counters shown by `/metrics`. The phone line's families (calls, DTMF
+/// keys) are registered and stay at zero until the SIP runtime counts
+/// into them through [`Metrics::call_started`] and friends.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests_by_status: Mutex<BTreeMap<u16, u64>>,
+    /// Request durations: counts per bucket of [`BUCKETS`] (not cumulative;
+    /// summed when rendered), then the sum in microseconds and the count.
+    duration_buckets: [AtomicU64; BUCKETS.len()],
+    duration_micros: AtomicU64,
+    duration_count: AtomicU64,
+    operations_by_channel: Mutex<BTreeMap<&'static str, u64>>,
+    calls_active: AtomicU64,
+    calls_total: AtomicU64,
+    dtmf_by_source: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// Upper bounds of the request duration histogram, in seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+impl Metrics {
+    /// A request answered after `elapsed`.
+    pub fn observe_duration(&self, elapsed: std::time::Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|le| secs <= *le) {
+            self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.duration_micros.fetch_add(micros, Ordering::Relaxed);
+        self.duration_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_request(&self, status: u16) {
+        if let Ok(mut m) = self.requests_by_status.lock() {
+            *m.entry(status).or_default() += 1;
+        }
+    }
+
+    /// An operation accepted by the core, by channel.
+    pub fn count_operation(&self, channel: Channel) {
+        if let Ok(mut m) = self.operations_by_channel.lock() {
+            *m.entry(channel.as_str()).or_default() += 1;
+        }
+    }
+
+    pub fn call_started(&self) {
+        self.calls_active.fetch_add(1, Ordering::Relaxed);
+        self.calls_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn call_ended(&self) {
+        let _ = self
+            .calls_active
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// A DTMF key, by source: `rfc4733`, `inband` or `sip_info`.
+    pub fn count_dtmf(&self, source: &'static str) {
+        if let Ok(mut m) = self.dtmf_by_source.lock() {
+            *m.entry(source).or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        family(
+            &mut out,
+            "mensa_api_requests_total",
+            "counter",
+            "API requests answered, by HTTP status.",
+        );
+        if let Ok(m) = self.requests_by_status.lock() {
+            for (status, n) in m.iter() {
+                let _ = writeln!(out, "mensa_api_requests_total{{status=\"{status}\"}} {n}");
+            }
+        }
+        family(
+            &mut out,
+            "mensa_api_request_duration_seconds",
+            "histogram",
+            "Time from a request's arrival to its answer.",
+        );
+        let mut cumulative = 0;
+        for (le, n) in BUCKETS.iter().zip(&self.duration_buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "mensa_api_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let count = self.duration_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "mensa_api_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
+             mensa_api_request_duration_seconds_sum {}\n\
+             mensa_api_request_duration_seconds_count {count}",
+            self.duration_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        family(
+            &mut out,
+            "mensa_operations_total",
+            "counter",
+            "Changes accepted by the bookings core, by channel.",
+        );
+        if let Ok(m) = self.operations_by_channel.lock() {
+            for channel in ["portal", "app", "phone", "operator", "system"] {
+                let n = m.get(channel).copied().unwrap_or(0);
+                let _ = writeln!(out, "mensa_operations_total{{channel=\"{channel}\"}} {n}");
+            }
+        }
+        family(
+            &mut out,
+            "mensa_calls_active",
+            "gauge",
+            "Phone calls in progress.",
+        );
+        let _ = writeln!(
+            out,
+            "mensa_calls_active {}",
+            self.calls_active.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "mensa_calls_total",
+            "counter",
+            "Phone calls answered.",
+        );
+        let _ = writeln!(
+            out,
+            "mensa_calls_total {}",
+            self.calls_total.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "mensa_dtmf_keys_total",
+            "counter",
+            "DTMF keys received, by source.",
+        );
+        if let Ok(m) = self.dtmf_by_source.lock() {
+            for source in ["rfc4733", "inband", "sip_info"] {
+                let n = m.get(source).copied().unwrap_or(0);
+                let _ = writeln!(out, "mensa_dtmf_keys_total{{source=\"{source}\"}} {n}");
+            }
+        }
+        out
+    }
+}
+
+pub async fn openapi() -> Response {
+    let mut response = OPENAPI.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// 200 when the store answers, else 503. `sip_listening` is false until
+/// the SIP runtime exists and sets it.
+pub async fn health(State(state): State<AppState>) -> Response {
+    let store = state.store.ping().await;
+    let sip = state.sip_listening.load(Ordering::Relaxed);
+    let status = if store {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(
+        status,
+        &serde_json::json!({
+            "status": if store { "ok" } else { "unavailable" },
+            "store_reachable": store,
+            "sip_listening": sip,
+        }),
+    )
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
