@@ -33,6 +33,31 @@
 //! session's `poll_timeout`), and a slow database must not hold up the
 //! other calls' SIP. Pacing does not depend on it: frames are sent by the
 //! media tickers whatever the logic task does.
+//!
+//! How the IVR plugs in (a sketch; `ivr::Session` as in docs/call-flow.md):
+//!
+//! ```text
+//! struct Ivr { plans: HashMap<String, Arc<Dialplan>>, actions: IvrActions, clock: Arc<dyn Clock> }
+//! impl CallLogic for Ivr {
+//!     fn has_dialplan(&self, name: &str) -> bool { self.plans.contains_key(name) }
+//!     fn start(&self, call: CallInfo, mut handle: CallHandle) {
+//!         let plan = self.plans[&call.dialplan].clone();
+//!         tokio::spawn(async move {
+//!             let mut s = Session::new(plan, caller, &call.called, clock.now(), Instant::now());
+//!             loop {
+//!                 // drain s.poll_event(): Play{id, lang, prompts} → handle.send(CallCommand::Play
+//!                 //   { id: id.0, lang, prompts }); StopPlayback → CallCommand::StopPlayback;
+//!                 //   HangUp → CallCommand::HangUp; RunAction(a) → run it, feed ActionResult
+//!                 // then select! { handle.recv() → KeyDown(_) → Input::KeyDown,
+//!                 //   Key(k) → Input::Key(ivr::Key::from_char(k.as_char())),
+//!                 //   PlayFinished(n) → Input::PromptFinished(PlaybackId(n)),
+//!                 //   Ended(_) | None → Input::CallerHungUp, store the record, break;
+//!                 //   sleep_until(s.poll_timeout()) → s.handle_timeout(Instant::now()) }
+//!             }
+//!         });
+//!     }
+//! }
+//! ```
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
