@@ -589,6 +589,12 @@ async fn serve(
         rtp_ports = %settings.sip.rtp_ports,
         "mensa serving"
     );
+    if advertise.ip().is_loopback() && !settings.sip.listen.ip().is_loopback() {
+        tracing::warn!(
+            %advertise,
+            "no address to advertise but loopback: set --sip-advertise for calls from other hosts"
+        );
+    }
     let scheduler = tokio::spawn(runtime::scheduler::run(store.clone(), clock.clone()));
     tokio::select! {
         _ = interrupt.recv() => tracing::info!("interrupted; stopping"),

@@ -226,6 +226,14 @@ pub async fn start(
     prompts: Arc<PromptLibrary>,
     logic: Arc<dyn CallLogic>,
 ) -> io::Result<CallServer> {
+    let pool = PortPool::new(config.rtp_ports.0, config.rtp_ports.1);
+    if pool.capacity() < endpoint.max_concurrent_calls {
+        tracing::warn!(
+            rtp_pairs = pool.capacity(),
+            max_concurrent_calls = endpoint.max_concurrent_calls,
+            "the RTP port range is smaller than the call limit: calls beyond it get 503"
+        );
+    }
     let sip = spawn_sip(config.sip_listen, Endpoint::new(endpoint)).await?;
     let sip_addr = sip.local_addr;
     let tickers = match config.tickers {
@@ -237,7 +245,7 @@ pub async fn start(
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (command_tx, command_rx) = mpsc::unbounded_channel();
     let control = Controller {
-        pool: PortPool::new(config.rtp_ports.0, config.rtp_ports.1),
+        pool,
         config,
         sip,
         media,
