@@ -83,12 +83,13 @@ pub struct Overrides {
 /// A config the operator got wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    // The source is printed by the error chain (`{:#}`), not repeated here.
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path} is not a valid config file")]
     Parse {
         path: PathBuf,
         source: Box<toml::de::Error>,
