@@ -41,6 +41,11 @@ const DEFAULT_DATABASE_URL: &str = "sqlite://mensa.db";
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Dialplans (dialplans/*.toml).
+    Dialplan {
+        #[command(subcommand)]
+        command: DialplanCommand,
+    },
     /// Import (or re-import) ente, schools, calendars, families and news.
     Import {
         /// The TOML file (shape: shared/reference/import-example.toml).
@@ -111,6 +116,20 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum DialplanCommand {
+    /// Check a dialplan: prompts, actions, target states, reachability,
+    /// dead ends, timeout paths. Exit status 1 with each problem listed.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A prompt folder whose <lang>/catalogue.toml to check prompt ids
+        /// against (default: the catalogues built in).
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+    },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
     Text,
@@ -161,6 +180,9 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             .with_context(|| format!("cannot open the database {}", redact_url(&url)))
     };
     match cli.command {
+        Command::Dialplan {
+            command: DialplanCommand::Check { files, prompts },
+        } => dialplan_check(out, &files, prompts.as_deref()),
         Command::Import { file } => {
             let store = open(url).await?;
             import_file(out, &store, &file).await
@@ -214,6 +236,36 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             serve(url, now, demo, config, overrides).await
         }
     }
+}
+
+/// `mensa dialplan check FILE...`: every problem on its own line, prefixed
+/// with the file name.
+fn dialplan_check(
+    out: &mut String,
+    files: &[PathBuf],
+    prompts: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    use crate::runtime::ivr_actions::{DialplanError, load_dialplan, prompt_catalogue};
+    let catalogue = prompt_catalogue(prompts)?;
+    let mut code = ExitCode::SUCCESS;
+    for file in files {
+        match load_dialplan(file, &catalogue) {
+            Ok(plan) => outln!(
+                out,
+                "{}: ok ({} states)",
+                file.display(),
+                plan.states().count()
+            ),
+            Err(DialplanError::Invalid { problems, .. }) => {
+                for problem in &problems.0 {
+                    outln!(out, "{}: {problem}", file.display());
+                }
+                code = ExitCode::FAILURE;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(code)
 }
 
 /// Hides a password in a database URL before it is printed.
@@ -503,6 +555,56 @@ async fn ledger(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a newcomer needs to call the demo: the numbers, the codes, and
+/// where to see the result.
+fn demo_guide(
+    routes: &std::collections::HashMap<String, String>,
+    sip: std::net::SocketAddr,
+    demo_text: &str,
+    database_url: &str,
+) -> String {
+    let mut numbers: Vec<&String> = routes.keys().collect();
+    numbers.sort();
+    let mut out = String::new();
+    outln!(
+        out,
+        "\nThe demo line answers on {sip} (SIP over UDP and TCP, from this machine):"
+    );
+    for number in numbers {
+        outln!(out, "  call sip:{number}@{sip}");
+    }
+    outln!(
+        out,
+        "Type a cancel code, then #, then 1 to cancel the next meal:"
+    );
+    let table: toml::Table = toml::from_str(demo_text).unwrap_or_default();
+    let children = table.get("children").and_then(|c| c.as_array());
+    for child in children.into_iter().flatten() {
+        let field = |name: &str| child.get(name).and_then(|v| v.as_str()).unwrap_or("?");
+        outln!(
+            out,
+            "  {} {} ({} {}): cancel code {}, user code {}",
+            field("first_name"),
+            field("last_name"),
+            field("school"),
+            field("class"),
+            field("cancel_code"),
+            field("user_code")
+        );
+    }
+    outln!(
+        out,
+        "The result: mensa calendar --user-code {} --month YYYY-MM --database-url {database_url}",
+        children
+            .and_then(|c| c.first())
+            .and_then(|c| c.get("user_code"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+    );
+    outln!(out, "A call in one command: see docs/testing-calls.md");
+    out
+}
+
 /// The demo data with its school year moved to the one of `today`.
 pub fn demo_data(today: NaiveDate) -> String {
     let year = if today.month() >= 8 {
@@ -529,6 +631,19 @@ async fn serve(
     let resolved = settings.resolve(runtime::calls::random_u64())?;
     let prompts = crate::media::prompts::PromptLibrary::load(&resolved.prompts)
         .context("cannot load the prompts")?;
+    let route_names = settings
+        .sip
+        .routes
+        .values()
+        .cloned()
+        .chain(settings.sip.default_route.clone());
+    let dialplans = runtime::ivr_call::load_voice_line(
+        route_names,
+        &settings.ivr.dialplans,
+        &resolved.prompts,
+        &prompts,
+    )
+    .context("cannot start the voice line")?;
     let demo_file = (demo && url.is_none())
         .then(|| std::env::temp_dir().join(format!("mensa-demo-{}.db", std::process::id())));
     let remove_demo_file = || {
@@ -548,11 +663,10 @@ async fn serve(
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
     let mut clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    if demo {
-        let today = clock.now().date_naive();
-        let text = demo_data(today);
+    let demo_text = demo.then(|| demo_data(clock.now().date_naive()));
+    if let Some(text) = &demo_text {
         let mut report = String::new();
-        let imported = import_text(&mut report, &store, &text, "demo data").await?;
+        let imported = import_text(&mut report, &store, text, "demo data").await?;
         print!("{report}");
         if imported != ExitCode::SUCCESS {
             bail!("the built-in demo data did not import");
@@ -572,11 +686,18 @@ async fn serve(
         .mark_service_started(settings_db.today(clock.now()))
         .await?;
     let advertise = resolved.endpoint.advertise;
+    let actions = runtime::ivr_actions::IvrActions::new(
+        store.clone(),
+        clock.clone(),
+        settings.ivr.throttle(),
+    );
+    let voice_line =
+        runtime::ivr_call::IvrCallLogic::new(dialplans, Arc::new(actions), clock.clone());
     let calls = runtime::calls::start(
         resolved.calls,
         resolved.endpoint,
         Arc::new(prompts),
-        runtime::greeting::logic(),
+        Arc::new(voice_line),
     )
     .await
     .context("cannot start the phone line")?;
@@ -593,6 +714,12 @@ async fn serve(
         tracing::warn!(
             %advertise,
             "no address to advertise but loopback: set --sip-advertise for calls from other hosts"
+        );
+    }
+    if let Some(text) = &demo_text {
+        print!(
+            "{}",
+            demo_guide(&settings.sip.routes, calls.sip_addr, text, &url)
         );
     }
     let scheduler = tokio::spawn(runtime::scheduler::run(store.clone(), clock.clone()));

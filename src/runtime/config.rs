@@ -11,6 +11,9 @@
 //! prompts = "prompts"            # the prompt folder (prompts/<lang>/)
 //! [shutdown]
 //! grace_secs = 60                # calls may finish this long after SIGTERM
+//! [ivr]
+//! dialplans = "dialplans"        # <route's dialplan name>.toml in this folder
+//! max_wrong_codes_per_hour = 10  # per caller number, then "unavailable"
 //! ```
 //!
 //! No file: the defaults, i.e. only loopback may call and both numbers of
@@ -34,6 +37,37 @@ pub struct ServeSettings {
     pub sip: SipSettings,
     pub media: MediaSettings,
     pub shutdown: ShutdownSettings,
+    pub ivr: IvrSettings,
+}
+
+/// `[ivr]`: where the dialplans are, and the caller throttle.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IvrSettings {
+    /// Folder of the dialplans; a route naming `default` runs
+    /// `<dialplans>/default.toml`.
+    pub dialplans: PathBuf,
+    /// Wrong codes from one caller number within an hour before the line
+    /// tells it the service is unavailable for a while.
+    pub max_wrong_codes_per_hour: u32,
+}
+
+impl Default for IvrSettings {
+    fn default() -> IvrSettings {
+        IvrSettings {
+            dialplans: PathBuf::from("dialplans"),
+            max_wrong_codes_per_hour: 10,
+        }
+    }
+}
+
+impl IvrSettings {
+    pub fn throttle(&self) -> super::ivr_actions::ThrottleConfig {
+        super::ivr_actions::ThrottleConfig {
+            max_wrong_codes: self.max_wrong_codes_per_hour,
+            window: chrono::Duration::hours(1),
+        }
+    }
 }
 
 /// `[media]`.

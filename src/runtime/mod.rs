@@ -4,7 +4,8 @@
 pub mod calls;
 pub mod clock;
 pub mod config;
-pub mod greeting;
+pub mod ivr_actions;
+pub mod ivr_call;
 pub mod media;
 pub mod ports;
 pub mod scheduler;

@@ -1,0 +1,178 @@
+//! The voice line: the IVR [`Session`] of each call, driven as the call
+//! logic of the call runtime ([`CallLogic`]).
+//!
+//! One task per call owns its session. It feeds the session the call's
+//! events (keys, end of playback, hang-up) and its timers, and carries out
+//! what the session asks: prompts and barge-in go to media as
+//! [`CallCommand`]s, actions are run against the store by [`IvrActions`]
+//! (the task awaits them; events arriving meanwhile wait in the channel,
+//! which is the type-ahead the session expects), and the call record is
+//! stored when the call ends.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::calls::{CallCommand, CallEvent, CallHandle, CallInfo, CallLogic};
+use super::ivr_actions::{IvrActions, redact_number};
+use crate::bookings::Clock;
+use crate::ivr::{Dialplan, Event, Input, Key, PlaybackId, Session};
+
+/// Runs the dialplans of the routes, one session per call.
+pub struct IvrCallLogic {
+    dialplans: HashMap<String, Arc<Dialplan>>,
+    actions: Arc<IvrActions>,
+    clock: Arc<dyn Clock>,
+}
+
+impl IvrCallLogic {
+    /// `dialplans`: route name → checked dialplan.
+    pub fn new(
+        dialplans: HashMap<String, Arc<Dialplan>>,
+        actions: Arc<IvrActions>,
+        clock: Arc<dyn Clock>,
+    ) -> IvrCallLogic {
+        IvrCallLogic {
+            dialplans,
+            actions,
+            clock,
+        }
+    }
+}
+
+impl CallLogic for IvrCallLogic {
+    fn has_dialplan(&self, dialplan: &str) -> bool {
+        self.dialplans.contains_key(dialplan)
+    }
+
+    fn start(&self, call: CallInfo, handle: CallHandle) {
+        let Some(plan) = self.dialplans.get(&call.dialplan).cloned() else {
+            // has_dialplan said yes before the answer; a reload could only
+            // remove it in between. Hang up rather than leave silence.
+            tracing::error!(dialplan = %call.dialplan, "dialplan vanished; hanging up");
+            handle.send(CallCommand::HangUp);
+            return;
+        };
+        let actions = self.actions.clone();
+        let clock = self.clock.clone();
+        tokio::spawn(run_call(plan, actions, clock, call, handle));
+    }
+}
+
+async fn run_call(
+    plan: Arc<Dialplan>,
+    actions: Arc<IvrActions>,
+    clock: Arc<dyn Clock>,
+    call: CallInfo,
+    mut handle: CallHandle,
+) {
+    let caller = call.caller.clone().unwrap_or_default();
+    let mut session = Session::new(plan, &caller, &call.called, clock.now(), Instant::now());
+    tracing::info!(caller = %redact_number(&caller), called = %call.called, "call answered");
+    let mut hung_up_by_caller = false;
+    loop {
+        // Carry out everything the session asked for.
+        while let Some(event) = session.poll_event() {
+            match event {
+                Event::Play { id, lang, prompts } => handle.send(CallCommand::Play {
+                    id: id.0,
+                    lang,
+                    prompts,
+                }),
+                Event::StopPlayback => handle.send(CallCommand::StopPlayback),
+                Event::RunAction(action) => {
+                    let result = actions.run(&caller, &action).await;
+                    session.handle_input(Instant::now(), Input::ActionResult(result));
+                }
+                Event::HangUp => handle.send(CallCommand::HangUp),
+            }
+        }
+        if session.is_ended() {
+            break;
+        }
+        let timer = session.poll_timeout();
+        let input = tokio::select! {
+            event = handle.recv() => match event {
+                Some(CallEvent::KeyDown(_)) => Some(Input::KeyDown),
+                Some(CallEvent::Key(key)) => Key::from_char(key.as_char()).map(Input::Key),
+                Some(CallEvent::PlayFinished(id)) => Some(Input::PromptFinished(PlaybackId(id))),
+                Some(CallEvent::Ended(_)) | None => {
+                    hung_up_by_caller = true;
+                    Some(Input::CallerHungUp)
+                }
+            },
+            () = sleep_until(timer) => {
+                session.handle_timeout(Instant::now());
+                None
+            }
+        };
+        if let Some(input) = input {
+            session.handle_input(Instant::now(), input);
+        }
+        if hung_up_by_caller {
+            // Drain what the hang-up produced (nothing is sent any more).
+            while session.poll_event().is_some() {}
+            break;
+        }
+    }
+    let record = session.finish(clock.now());
+    tracing::info!(
+        caller = %redact_number(&caller),
+        called = %call.called,
+        operations = %record.operations_json(),
+        "call ended"
+    );
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why the voice line cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum VoiceLineError {
+    #[error(transparent)]
+    Dialplan(#[from] super::ivr_actions::DialplanError),
+    #[error("dialplan {dialplan}: {source}")]
+    Prompt {
+        dialplan: String,
+        source: crate::media::prompts::PromptError,
+    },
+}
+
+/// Loads and checks every dialplan that `names` (the routes) name, from
+/// `<folder>/<name>.toml`, and checks that every prompt each may play, in
+/// every language, is in the library: `serve` refuses to start otherwise,
+/// rather than leave a caller in silence.
+pub fn load_voice_line(
+    names: impl IntoIterator<Item = String>,
+    folder: &std::path::Path,
+    prompt_folder: &std::path::Path,
+    library: &crate::media::prompts::PromptLibrary,
+) -> Result<HashMap<String, Arc<Dialplan>>, VoiceLineError> {
+    let catalogue = super::ivr_actions::prompt_catalogue(Some(prompt_folder))?;
+    let mut plans = HashMap::new();
+    for name in names {
+        if plans.contains_key(&name) {
+            continue;
+        }
+        let path = folder.join(format!("{name}.toml"));
+        let plan = super::ivr_actions::load_dialplan(&path, &catalogue)?;
+        for lang in crate::ivr::Lang::ALL {
+            for id in plan.prompt_ids(lang) {
+                library
+                    .require(lang.code(), id.as_str())
+                    .map_err(|source| VoiceLineError::Prompt {
+                        dialplan: name.clone(),
+                        source,
+                    })?;
+            }
+        }
+        plans.insert(name, plan);
+    }
+    Ok(plans)
+}

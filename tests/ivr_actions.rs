@@ -1,0 +1,448 @@
+//! The phone line's action runner against a real SQLite store with the
+//! reference data, and whole calls of the default dialplan driven through
+//! it (no sockets: the media side is simulated by finishing each prompt).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveTime, Utc};
+use common::{at, d, import_example};
+use mensa::bookings::{CancelCode, Cents, Clock, DayStatus, Refusal, UserCode};
+use mensa::ivr::record::CodeOutcome;
+use mensa::ivr::{
+    Action, ActionResult, ChildRef, Dialplan, Event, Input, PhoneOperation, PromptCatalogue,
+    Session,
+};
+use mensa::runtime::ivr_actions::{IvrActions, ThrottleConfig};
+use mensa::store::Store;
+
+const CALLER: &str = "+393331234567";
+
+/// A wall clock set by hand.
+struct Hand(Mutex<DateTime<Utc>>);
+
+impl Clock for Hand {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+struct Line {
+    store: Store,
+    clock: Arc<Hand>,
+    actions: IvrActions,
+    _dir: tempfile::TempDir,
+}
+
+async fn line(local_now: &str) -> Line {
+    let (store, dir) = common::sqlite().await;
+    import_example(&store).await;
+    let clock = Arc::new(Hand(Mutex::new(at(local_now))));
+    let actions = IvrActions::new(
+        store.clone(),
+        clock.clone(),
+        ThrottleConfig {
+            max_wrong_codes: 4,
+            window: chrono::Duration::hours(1),
+        },
+    );
+    Line {
+        store,
+        clock,
+        actions,
+        _dir: dir,
+    }
+}
+
+impl Line {
+    fn set(&self, local: &str) {
+        *self.clock.0.lock().unwrap() = at(local);
+    }
+
+    async fn luca(&self) -> ChildRef {
+        let code = CancelCode::parse("58213").unwrap();
+        match self
+            .actions
+            .run(CALLER, &Action::IdentifyChild { code })
+            .await
+        {
+            ActionResult::Identified { child, .. } => child,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn apply(&self, child: &ChildRef, operation: PhoneOperation) -> ActionResult {
+        let action = Action::Apply {
+            child: child.clone(),
+            operation,
+        };
+        self.actions.run(CALLER, &action).await
+    }
+
+    async fn status(&self, date: &str) -> DayStatus {
+        let child = self
+            .store
+            .child_by_user_code(&UserCode::parse("100234").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let day = d(date);
+        let days = self
+            .store
+            .calendar(&child, day, day, at("2026-12-01 10:00"))
+            .await
+            .unwrap();
+        days[0].status.clone()
+    }
+
+    /// Places a whole call: the first burst of keys typed during the
+    /// greeting, each next one when the session waits for an answer with
+    /// its question played; every prompt plays to its end. After the last
+    /// burst the caller hangs up at the menu, or stays silent elsewhere.
+    /// Returns the prompts heard.
+    async fn call(&self, bursts: &[&str]) -> (Vec<String>, Session) {
+        let text = include_str!("../dialplans/default.toml");
+        let plan = Arc::new(Dialplan::load(text, &PromptCatalogue::builtin()).unwrap());
+        let mut now = Instant::now();
+        let mut session = Session::new(plan, CALLER, "800082653", self.clock.now(), now);
+        let mut heard = Vec::new();
+        let mut bursts = bursts.iter();
+        let mut greeting = true;
+        for _ in 0..200 {
+            let mut next = Vec::new();
+            while let Some(event) = session.poll_event() {
+                next.push(event);
+            }
+            let mut inputs = Vec::new();
+            for event in next {
+                match event {
+                    Event::Play { id, prompts, .. } => {
+                        let said: Vec<&str> = prompts.iter().map(|p| p.as_str()).collect();
+                        heard.push(said.join(" "));
+                        inputs.push(Input::PromptFinished(id));
+                    }
+                    Event::StopPlayback => {
+                        inputs.retain(|i| !matches!(i, Input::PromptFinished(_)));
+                    }
+                    Event::RunAction(action) => {
+                        inputs.push(Input::ActionResult(self.actions.run(CALLER, &action).await));
+                    }
+                    Event::HangUp => return (heard, session),
+                }
+            }
+            let waiting = inputs.is_empty()
+                && matches!(session.state(), s if s.starts_with("ask_") || s == "menu");
+            if greeting || waiting {
+                greeting = false;
+                if let Some(burst) = bursts.next() {
+                    for c in burst.chars() {
+                        let key = mensa::ivr::Key::from_char(c).unwrap();
+                        session.handle_input(now, Input::Key(key));
+                    }
+                    // A key stops what was playing.
+                    if !burst.is_empty() {
+                        inputs.retain(|i| !matches!(i, Input::PromptFinished(_)));
+                    }
+                    now = continue_with(&mut session, now, inputs);
+                    continue;
+                }
+                if session.state() == "menu" {
+                    session.handle_input(now, Input::CallerHungUp);
+                    return (heard, session);
+                }
+            }
+            if inputs.is_empty() {
+                now += Duration::from_secs(10);
+                session.handle_timeout(now);
+            }
+            now = continue_with(&mut session, now, inputs);
+        }
+        panic!("the call did not end: {heard:#?}");
+    }
+}
+
+fn continue_with(session: &mut Session, mut now: Instant, inputs: Vec<Input>) -> Instant {
+    for input in inputs {
+        now += Duration::from_millis(500);
+        session.handle_input(now, input);
+    }
+    now
+}
+
+#[tokio::test]
+async fn the_window_and_its_hours() {
+    let line = line("2026-12-07 19:00").await;
+    let nine = NaiveTime::from_hms_opt(9, 0, 0).unwrap();
+    let eighteen = NaiveTime::from_hms_opt(18, 0, 0).unwrap();
+    for (local, open) in [
+        ("2026-12-07 19:00", true),
+        ("2026-12-07 17:59", false),
+        ("2026-12-07 18:00", true),
+        ("2026-12-08 08:59", true),
+        ("2026-12-08 09:00", false),
+    ] {
+        line.set(local);
+        assert_eq!(
+            line.actions.run(CALLER, &Action::CheckWindow).await,
+            ActionResult::Window {
+                open,
+                opens: eighteen,
+                cutoff: nine
+            },
+            "{local}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn monday_evening_identifies_thursday_and_cancels_it_durably() {
+    let line = line("2026-12-07 19:00").await;
+    let code = CancelCode::parse("58213").unwrap();
+    let found = line
+        .actions
+        .run(CALLER, &Action::IdentifyChild { code })
+        .await;
+    let ActionResult::Identified { child, target_day } = found else {
+        panic!("{found:?}");
+    };
+    assert_eq!(target_day, Some(d("2026-12-10")));
+    let date = d("2026-12-10");
+    assert_eq!(
+        line.apply(&child, PhoneOperation::Cancel { date }).await,
+        ActionResult::Applied { date, until: None }
+    );
+    assert_eq!(line.status("2026-12-10").await, DayStatus::Absent);
+    assert_eq!(
+        line.apply(&child, PhoneOperation::Cancel { date }).await,
+        ActionResult::Refused(Refusal::AlreadyAbsent { date })
+    );
+    assert_eq!(
+        line.apply(&child, PhoneOperation::Undo { date }).await,
+        ActionResult::Applied { date, until: None }
+    );
+    assert_eq!(line.status("2026-12-10").await, DayStatus::Booked);
+    assert_eq!(
+        line.apply(&child, PhoneOperation::PlainMeal { date }).await,
+        ActionResult::Applied { date, until: None }
+    );
+    assert_eq!(line.status("2026-12-10").await, DayStatus::PlainMeal);
+}
+
+#[tokio::test]
+async fn suspension_and_reactivation_on_a_closure_day() {
+    let line = line("2026-12-07 19:00").await;
+    let child = line.luca().await;
+    let from = d("2026-12-10");
+    assert_eq!(
+        line.apply(&child, PhoneOperation::Suspend { from, until: None })
+            .await,
+        ActionResult::Applied {
+            date: from,
+            until: None
+        }
+    );
+    assert_eq!(line.status("2026-12-15").await, DayStatus::Suspended);
+    assert_eq!(
+        line.apply(&child, PhoneOperation::Cancel { date: from })
+            .await,
+        ActionResult::Refused(Refusal::Suspended { date: from })
+    );
+    // 23 December: the Christmas holidays begin; meals again on 7 January.
+    assert_eq!(
+        line.apply(
+            &child,
+            PhoneOperation::Reactivate {
+                from: d("2026-12-23")
+            }
+        )
+        .await,
+        ActionResult::Applied {
+            date: d("2027-01-07"),
+            until: None
+        }
+    );
+    assert_eq!(line.status("2026-12-22").await, DayStatus::Suspended);
+    assert_eq!(line.status("2027-01-07").await, DayStatus::Booked);
+}
+
+#[tokio::test]
+async fn suspension_with_a_return_date() {
+    let line = line("2026-12-07 19:00").await;
+    let child = line.luca().await;
+    let (from, until) = (d("2026-12-10"), Some(d("2026-12-14")));
+    assert_eq!(
+        line.apply(&child, PhoneOperation::Suspend { from, until })
+            .await,
+        ActionResult::Applied { date: from, until }
+    );
+    assert_eq!(line.status("2026-12-11").await, DayStatus::Suspended);
+    assert_eq!(line.status("2026-12-14").await, DayStatus::Booked);
+}
+
+#[tokio::test]
+async fn the_credit() {
+    let line = line("2026-12-07 19:00").await;
+    let child = line.luca().await;
+    assert_eq!(
+        line.actions.run(CALLER, &Action::Balance { child }).await,
+        ActionResult::Balance(Cents(0))
+    );
+}
+
+#[tokio::test]
+async fn wrong_codes_throttle_the_caller_number_for_an_hour() {
+    let line = line("2026-12-07 19:00").await;
+    let wrong = Action::IdentifyChild {
+        code: CancelCode::parse("99999").unwrap(),
+    };
+    let right = Action::IdentifyChild {
+        code: CancelCode::parse("58213").unwrap(),
+    };
+    for _ in 0..4 {
+        assert_eq!(
+            line.actions.run(CALLER, &wrong).await,
+            ActionResult::UnknownCode
+        );
+    }
+    assert_eq!(
+        line.actions.run(CALLER, &right).await,
+        ActionResult::Throttled
+    );
+    assert!(matches!(
+        line.actions.run("+390612345678", &right).await,
+        ActionResult::Identified { .. }
+    ));
+    line.set("2026-12-07 20:01");
+    assert!(matches!(
+        line.actions.run(CALLER, &right).await,
+        ActionResult::Identified { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_whole_call_typed_in_one_burst_cancels_thursday() {
+    let line = line("2026-12-07 19:00").await;
+    let (heard, session) = line.call(&["58213#1"]).await;
+    assert_eq!(
+        heard,
+        [
+            "ente_name greeting english_offer",
+            "cancel_done_pre weekday_4 num_10 month_12 cancel_done_post",
+            "menu_day weekday_4 num_10 month_12 menu_options",
+        ]
+    );
+    assert_eq!(line.status("2026-12-10").await, DayStatus::Absent);
+    let record = session.finish(line.clock.now());
+    assert_eq!(record.codes[0].outcome, CodeOutcome::Known);
+    assert_eq!(record.operations[0].result, "ok");
+}
+
+#[tokio::test]
+async fn a_call_outside_the_window_changes_nothing() {
+    let line = line("2026-12-07 12:00").await;
+    let (heard, _) = line.call(&["58213#1"]).await;
+    assert_eq!(
+        heard,
+        [
+            "ente_name greeting english_offer",
+            "closed_now closed_hours_from num_18 closed_hours_until num_9 closed_hours_end",
+        ]
+    );
+    assert_eq!(line.status("2026-12-10").await, DayStatus::Booked);
+}
+
+#[tokio::test]
+async fn a_call_suspending_until_a_date_then_a_second_one_reactivating() {
+    let line = line("2026-12-07 19:00").await;
+    let (heard, _) = line.call(&["58213#31412"]).await;
+    assert_eq!(
+        heard[1],
+        "suspend_done_from weekday_4 num_10 month_12 suspend_done_until weekday_1 num_14 month_12"
+    );
+    assert_eq!(line.status("2026-12-11").await, DayStatus::Suspended);
+    // In English, a cancellation on a suspended day: "press 4 to reactivate".
+    let (heard, session) = line.call(&["*58213#1"]).await;
+    assert_eq!(
+        heard[1..],
+        [
+            "suspended",
+            "menu_day weekday_4 day_10 month_12 menu_options"
+        ]
+    );
+    assert_eq!(session.lang(), mensa::ivr::Lang::En);
+    assert_eq!(session.record().operations[0].result, "suspended");
+    // 4 then # reactivates from the target day: the suspension never starts.
+    let (heard, _) = line.call(&["58213#4#"]).await;
+    assert_eq!(heard[1], "reactivate_done_from weekday_4 num_10 month_12");
+    assert_eq!(line.status("2026-12-11").await, DayStatus::Booked);
+}
+
+#[tokio::test]
+async fn three_wrong_codes_end_the_call_and_then_the_number_is_throttled() {
+    let line = line("2026-12-07 19:00").await;
+    let (heard, session) = line.call(&["11111#", "22222#", "33333#"]).await;
+    assert_eq!(
+        heard,
+        [
+            "ente_name greeting english_offer",
+            "code_unknown",
+            "enter_code",
+            "code_unknown",
+            "enter_code",
+            "code_too_many",
+        ]
+    );
+    assert_eq!(session.record().codes.len(), 3);
+    // The runner's limit is 4 an hour: one more wrong code, then refused.
+    let (heard, _) = line.call(&["44444#"]).await;
+    assert_eq!(heard[1], "code_unknown");
+    let (heard, session) = line.call(&["58213#1"]).await;
+    assert_eq!(heard[1..], ["throttled"]);
+    assert_eq!(session.record().codes[0].outcome, CodeOutcome::Throttled);
+    assert_eq!(line.status("2026-12-10").await, DayStatus::Booked);
+}
+
+#[tokio::test]
+async fn cancel_then_undo_then_credit_in_one_call_in_english() {
+    let line = line("2026-12-07 19:00").await;
+    let (heard, session) = line.call(&["*", "58213#", "1", "1", "5", "6"]).await;
+    let menu = "menu_day weekday_4 day_10 month_12 menu_options";
+    assert_eq!(
+        heard,
+        [
+            "ente_name greeting english_offer",
+            "enter_code",
+            menu,
+            "cancel_done_pre weekday_4 day_10 month_12 cancel_done_post",
+            menu,
+            "already_absent",
+            menu,
+            "undo_done_pre weekday_4 day_10 month_12 undo_done_post",
+            menu,
+            "credit_is num_0 euros",
+            menu,
+        ]
+    );
+    assert_eq!(line.status("2026-12-10").await, DayStatus::Booked);
+    let results: Vec<&str> = session
+        .record()
+        .operations
+        .iter()
+        .map(|o| o.result.as_str())
+        .collect();
+    assert_eq!(results, ["ok", "already_absent", "ok"]);
+}
+
+#[tokio::test]
+async fn a_wrong_code_then_silence() {
+    let line = line("2026-12-07 19:00").await;
+    let (heard, session) = line.call(&["11111#"]).await;
+    // The wrong code is said so; the caller types nothing more: the code
+    // prompt repeats, then goodbye.
+    assert_eq!(heard[1], "code_unknown");
+    assert_eq!(heard.last().unwrap(), "no_input_goodbye");
+    assert_eq!(session.record().codes.len(), 1);
+}

@@ -1,0 +1,368 @@
+//! The voice line end to end: the real `mensa serve --demo` binary, a test
+//! caller speaking SIP and RTP over loopback, and the effect checked with
+//! `mensa calendar`, as a parent and a support operator would see it.
+//!
+//! SPEC §3 R6's example: Monday 7 December 2026 at 19:00, with Tuesday 8
+//! and Wednesday 9 closed, "58213#1" cancels Thursday 10's meal.
+#![allow(clippy::unwrap_used)]
+
+mod uac;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use uac::{Uac, media_port, offer};
+
+/// `mensa serve --demo` on loopback with its clock at `now`; returns the
+/// process and the SIP address it listens on.
+fn serve(db: &Path, now: &str, rtp_ports: &str) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(["serve", "--demo", "--now", now])
+        .args(["--sip-listen", "127.0.0.1:0", "--rtp-ports", rtp_ports])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.display()))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    let serving = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("mensa serving"))
+        .expect("serve reports serving");
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let sip = serving
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("sip="))
+        .expect("the SIP address in the serving line")
+        .parse()
+        .unwrap();
+    (child, sip)
+}
+
+fn calendar_day(db: &Path, user_code: &str, date: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(["calendar", "--user-code", user_code, "--format", "json"])
+        .args(["--month", &date[..7]])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cal: Value = serde_json::from_slice(&out.stdout).unwrap();
+    cal["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["date"] == date)
+        .unwrap()
+        .clone()
+}
+
+fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&0x1234_5678_u32.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// RFC 4733 event code of a key.
+fn event_code(key: char) -> u8 {
+    match key {
+        '0'..='9' => key as u8 - b'0',
+        '*' => 10,
+        '#' => 11,
+        _ => panic!("no key {key}"),
+    }
+}
+
+/// How the caller's phone sends its keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyPath {
+    Rfc4733,
+    InBand,
+    SipInfo,
+}
+
+/// The two frequencies of a key (ITU-T Q.23).
+fn key_tones(key: char) -> (f32, f32) {
+    const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLS: [f32; 3] = [1209.0, 1336.0, 1477.0];
+    let (r, c) = match key {
+        '1'..='9' => (
+            (key as usize - '1' as usize) / 3,
+            (key as usize - '1' as usize) % 3,
+        ),
+        '*' => (3, 0),
+        '0' => (3, 1),
+        '#' => (3, 2),
+        _ => panic!("no key {key}"),
+    };
+    (ROWS[r], COLS[c])
+}
+
+/// 20 ms of A-law audio: silence, or the tone pair of `key` at −10 dBm0.
+fn audio_frame(key: Option<char>, first_sample: usize) -> Vec<u8> {
+    let Some(key) = key else {
+        return vec![0xD5; 160];
+    };
+    let (f1, f2) = key_tones(key);
+    let amplitude = 22_826.0 * 10f32.powf(-10.0 / 20.0);
+    (first_sample..first_sample + 160)
+        .map(|i| {
+            let t = i as f32 / 8000.0;
+            let v = amplitude
+                * ((std::f32::consts::TAU * f1 * t).sin() + (std::f32::consts::TAU * f2 * t).sin());
+            mensa::media::g711::Law::ALaw.encode(v as i16)
+        })
+        .collect()
+}
+
+/// Plays the caller's side for `run`: audio every 20 ms, and the `keys`
+/// (100 ms each, 100 ms apart, from `keys_at`; a space is a 200 ms pause)
+/// by `path`. Returns the audio payloads the server sent.
+fn caller_media(
+    uac: &mut Uac,
+    media: &UdpSocket,
+    server_rtp: SocketAddr,
+    path: KeyPath,
+    keys: &str,
+    keys_at: Duration,
+    run: Duration,
+) -> Vec<Vec<u8>> {
+    media.set_nonblocking(true).unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1500];
+    let (mut seq, mut ev_seq) = (1000u16, 9000u16);
+    let keys: Vec<char> = keys.chars().collect();
+    let mut k = 0u32;
+    while start.elapsed() < run {
+        let due = start + Duration::from_millis(20 * u64::from(k));
+        while Instant::now() < due {
+            while let Ok((n, from)) = media.recv_from(&mut buf) {
+                if from == server_rtp && n > 12 && buf[1] & 0x7f == 8 {
+                    got.push(buf[12..n].to_vec());
+                }
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        // Key i sounds from keys_at + 200 ms·i for 100 ms.
+        let ms = u64::from(20 * k);
+        let (key, within) = match ms.checked_sub(keys_at.as_millis() as u64) {
+            Some(since) if ((since / 200) as usize) < keys.len() => {
+                (Some(keys[(since / 200) as usize]), since % 200)
+            }
+            _ => (None, 0),
+        };
+        // A space is a pause: the caller waits for the prompt.
+        let key = key.filter(|k| *k != ' ');
+        let sounding = key.filter(|_| within < 100);
+        let tone = if path == KeyPath::InBand {
+            sounding
+        } else {
+            None
+        };
+        let frame = audio_frame(tone, (within as usize) * 8);
+        media
+            .send_to(&rtp(8, seq, 160 * k, k == 0, &frame), server_rtp)
+            .unwrap();
+        seq = seq.wrapping_add(1);
+        match (path, key) {
+            (KeyPath::Rfc4733, Some(key)) if within <= 140 => {
+                let ended = within >= 100;
+                let duration = if ended { 800 } else { (within as u16 + 20) * 8 };
+                let event_ts = 160 * (k - (within / 20) as u32);
+                let block = [
+                    event_code(key),
+                    if ended { 0x8A } else { 0x0A },
+                    (duration >> 8) as u8,
+                    duration as u8,
+                ];
+                media
+                    .send_to(&rtp(101, ev_seq, event_ts, within == 0, &block), server_rtp)
+                    .unwrap();
+                ev_seq = ev_seq.wrapping_add(1);
+            }
+            (KeyPath::SipInfo, Some(key)) if within == 0 => {
+                uac.cseq += 1;
+                let cseq = uac.cseq;
+                uac.request(
+                    "INFO",
+                    cseq,
+                    "Content-Type: application/dtmf-relay\r\n",
+                    &format!("Signal={key}\r\nDuration=100\r\n"),
+                );
+            }
+            _ => {}
+        }
+        k += 1;
+    }
+    got
+}
+
+/// A call from a fresh demo server at `now`: the caller types `keys` by
+/// `path` during the greeting; returns the database and the audio heard.
+fn call(
+    now: &str,
+    rtp_ports: &str,
+    path: KeyPath,
+    keys: &str,
+    run: Duration,
+) -> (tempfile::TempDir, Vec<Vec<u8>>, Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mensa.db");
+    let (mut server, sip) = serve(&db, now, rtp_ports);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut uac = Uac::new(sip, &format!("voice-line-{rtp_ports}"));
+    let port = media.local_addr().unwrap().port();
+    let sdp = if path == KeyPath::InBand {
+        // A phone that only sends tones offers no telephone-event (with
+        // one, in-band detection is off by default: conformance part D).
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\n"
+        )
+    } else {
+        offer(port, 1, "sendrecv", "127.0.0.1")
+    };
+    let ok = uac.call(&sdp);
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    let server_rtp = SocketAddr::from(([127, 0, 0, 1], media_port(&ok)));
+    let heard = caller_media(
+        &mut uac,
+        &media,
+        server_rtp,
+        path,
+        keys,
+        Duration::from_millis(500),
+        run,
+    );
+    // Did the server hang up by itself (within a short wait)?
+    let server_bye = uac.answer_request("BYE", Duration::from_millis(300));
+    if server_bye.is_none() {
+        uac.bye();
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    (dir, heard, server_bye)
+}
+
+fn db_of(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("mensa.db")
+}
+
+#[test]
+fn a_phone_cancellation_lands_on_thursday_and_shows_in_the_calendar() {
+    let (dir, heard, _) = call(
+        "2026-12-07 19:00",
+        "31000-31049",
+        KeyPath::Rfc4733,
+        "58213#1",
+        Duration::from_secs(6),
+    );
+    let db = db_of(&dir);
+    let day = calendar_day(&db, "100234", "2026-12-10");
+    assert_eq!(day["status"], "absent", "{day}");
+    assert_eq!(day["channel"], "phone", "{day}");
+    // Nothing else changed: the next day is still booked.
+    assert_eq!(
+        calendar_day(&db, "100234", "2026-12-11")["status"],
+        "booked"
+    );
+    // The caller heard prompts: audio that is not all silence.
+    let loud = heard
+        .iter()
+        .filter(|p| p.iter().any(|&b| b != 0xD5 && b != 0x55))
+        .count();
+    assert!(loud > 50, "{loud} non-silent packets of {}", heard.len());
+}
+
+#[test]
+fn keys_as_in_band_tones_ask_for_a_plain_meal() {
+    let (dir, _, _) = call(
+        "2026-12-07 19:00",
+        "31050-31099",
+        KeyPath::InBand,
+        "58213#2",
+        Duration::from_secs(6),
+    );
+    let day = calendar_day(&db_of(&dir), "100234", "2026-12-10");
+    assert_eq!(day["status"], "plain_meal", "{day}");
+}
+
+#[test]
+fn keys_as_sip_info_cancel_too() {
+    let (dir, _, _) = call(
+        "2026-12-07 19:00",
+        "31100-31149",
+        KeyPath::SipInfo,
+        "58213#1",
+        Duration::from_secs(6),
+    );
+    let day = calendar_day(&db_of(&dir), "100234", "2026-12-10");
+    assert_eq!(day["status"], "absent", "{day}");
+}
+
+#[test]
+fn outside_the_window_nothing_changes() {
+    let (dir, _, server_bye) = call(
+        "2026-12-07 12:00",
+        "31150-31199",
+        KeyPath::Rfc4733,
+        "58213#1",
+        Duration::from_secs(15),
+    );
+    assert!(server_bye.is_some(), "the line says the hours and hangs up");
+    let db = db_of(&dir);
+    assert_eq!(
+        calendar_day(&db, "100234", "2026-12-07")["status"],
+        "booked"
+    );
+    assert_eq!(
+        calendar_day(&db, "100234", "2026-12-10")["status"],
+        "booked"
+    );
+}
+
+#[test]
+fn three_wrong_codes_end_the_call_and_change_nothing() {
+    let (dir, _, server_bye) = call(
+        "2026-12-07 19:00",
+        "31200-31249",
+        KeyPath::Rfc4733,
+        // Each wrong code, then a pause for "wrong code, try again".
+        &format!("11111#{0}22222#{0}33333#", " ".repeat(25)),
+        Duration::from_secs(20),
+    );
+    assert!(
+        server_bye.is_some(),
+        "after three wrong codes the line hangs up"
+    );
+    let db = db_of(&dir);
+    // Marco's class 3A eats on Mondays and Wednesdays only.
+    for (user, date) in [
+        ("100234", "2026-12-10"),
+        ("100235", "2026-12-10"),
+        ("100236", "2026-12-14"),
+    ] {
+        assert_eq!(calendar_day(&db, user, date)["status"], "booked", "{user}");
+    }
+}
