@@ -332,6 +332,7 @@ mod tests {
         assert_eq!(r.endpoint.route("0240709125"), Some("default"));
         assert!(r.endpoint.is_allowed("192.0.2.9".parse().unwrap()));
         assert_eq!(r.calls.shutdown_grace, Duration::from_secs(60));
+        assert_eq!(example.ivr, IvrSettings::default());
         assert!(matches!(
             advertised(
                 "0.0.0.0:5060".parse().unwrap(),
