@@ -787,6 +787,12 @@ async fn serve(
         rtp_ports = %settings.sip.rtp_ports,
         "mensa serving"
     );
+    if advertise.ip().is_loopback() && !settings.sip.listen.ip().is_loopback() {
+        tracing::warn!(
+            %advertise,
+            "no address to advertise but loopback: set --sip-advertise for calls from other hosts"
+        );
+    }
     if let Some(text) = &demo_text {
         print!(
             "{}",

@@ -1,6 +1,7 @@
 //! The call runtime's duties around a call, over real sockets on loopback:
 //! an exhausted RTP port range is a 503, silence from the caller ends the
-//! call, a re-INVITE holds and moves the media, and a graceful shutdown
+//! call, a re-INVITE holds and moves the media, a late offer's media
+//! follows the answer in the ACK, and a graceful shutdown
 //! drains (503), lets calls go on for the grace period, then hangs up.
 #![allow(clippy::unwrap_used)] // test code may unwrap (STYLE.md)
 
@@ -124,9 +125,15 @@ fn no_rtp_from_the_caller_ends_the_call() {
     let bye = a.answer_request("BYE", Duration::from_secs(4));
     assert!(bye.is_some(), "a BYE after the inactivity timeout");
     assert!(started.elapsed() >= Duration::from_millis(800));
-    // The ports went back.
-    std::thread::sleep(Duration::from_millis(100));
-    let stats = rt.block_on(server.stats()).unwrap();
+    // The ports went back (once the ticker closed the sockets).
+    let mut stats = rt.block_on(server.stats()).unwrap();
+    for _ in 0..100 {
+        if stats.ports_free == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        stats = rt.block_on(server.stats()).unwrap();
+    }
     assert_eq!((stats.calls, stats.ports_free), (0, 2));
     rt.block_on(server.shutdown());
 }
@@ -188,4 +195,37 @@ fn shutdown_drains_waits_for_the_grace_period_then_hangs_up() {
             .expect("shutdown in time")
             .unwrap();
     });
+}
+
+#[test]
+fn late_offer_media_follows_the_answer_in_the_ack() {
+    let (rt, server, _) = runtime(4, 2, Duration::from_secs(30));
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut a = Uac::new(server.sip_addr, "late-offer");
+    a.request("INVITE", 1, "", "");
+    let ok = a.final_response("INVITE");
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(
+        ok.contains("m=audio ") && ok.contains("PCMA/8000"),
+        "our offer: {ok}"
+    );
+    a.to_tag = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .unwrap()
+        .split(";tag=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    // The media goes where the answer in the ACK says.
+    let answer = format!(
+        "v=0\r\no=- 2 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n",
+        media.local_addr().unwrap().port()
+    );
+    a.request("ACK", 1, "", &answer);
+    assert!(count_rtp(&media, Duration::from_millis(300)) >= 10);
+    assert!(a.bye().starts_with("SIP/2.0 200"));
+    rt.block_on(server.shutdown());
 }

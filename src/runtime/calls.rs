@@ -33,6 +33,31 @@
 //! session's `poll_timeout`), and a slow database must not hold up the
 //! other calls' SIP. Pacing does not depend on it: frames are sent by the
 //! media tickers whatever the logic task does.
+//!
+//! How the IVR plugs in (a sketch; `ivr::Session` as in docs/call-flow.md):
+//!
+//! ```text
+//! struct Ivr { plans: HashMap<String, Arc<Dialplan>>, actions: IvrActions, clock: Arc<dyn Clock> }
+//! impl CallLogic for Ivr {
+//!     fn has_dialplan(&self, name: &str) -> bool { self.plans.contains_key(name) }
+//!     fn start(&self, call: CallInfo, mut handle: CallHandle) {
+//!         let plan = self.plans[&call.dialplan].clone();
+//!         tokio::spawn(async move {
+//!             let mut s = Session::new(plan, caller, &call.called, clock.now(), Instant::now());
+//!             loop {
+//!                 // drain s.poll_event(): Play{id, lang, prompts} → handle.send(CallCommand::Play
+//!                 //   { id: id.0, lang, prompts }); StopPlayback → CallCommand::StopPlayback;
+//!                 //   HangUp → CallCommand::HangUp; RunAction(a) → run it, feed ActionResult
+//!                 // then select! { handle.recv() → KeyDown(_) → Input::KeyDown,
+//!                 //   Key(k) → Input::Key(ivr::Key::from_char(k.as_char())),
+//!                 //   PlayFinished(n) → Input::PromptFinished(PlaybackId(n)),
+//!                 //   Ended(_) | None → Input::CallerHungUp, store the record, break;
+//!                 //   sleep_until(s.poll_timeout()) → s.handle_timeout(Instant::now()) }
+//!             }
+//!         });
+//!     }
+//! }
+//! ```
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -201,6 +226,14 @@ pub async fn start(
     prompts: Arc<PromptLibrary>,
     logic: Arc<dyn CallLogic>,
 ) -> io::Result<CallServer> {
+    let pool = PortPool::new(config.rtp_ports.0, config.rtp_ports.1);
+    if pool.capacity() < endpoint.max_concurrent_calls {
+        tracing::warn!(
+            rtp_pairs = pool.capacity(),
+            max_concurrent_calls = endpoint.max_concurrent_calls,
+            "the RTP port range is smaller than the call limit: calls beyond it get 503"
+        );
+    }
     let sip = spawn_sip(config.sip_listen, Endpoint::new(endpoint)).await?;
     let sip_addr = sip.local_addr;
     let tickers = match config.tickers {
@@ -212,7 +245,7 @@ pub async fn start(
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (command_tx, command_rx) = mpsc::unbounded_channel();
     let control = Controller {
-        pool: PortPool::new(config.rtp_ports.0, config.rtp_ports.1),
+        pool,
         config,
         sip,
         media,

@@ -117,12 +117,13 @@ pub struct Overrides {
 /// A config the operator got wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    // The source is printed by the error chain (`{:#}`), not repeated here.
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path} is not a valid config file")]
     Parse {
         path: PathBuf,
         source: Box<toml::de::Error>,
@@ -331,6 +332,7 @@ mod tests {
         assert_eq!(r.endpoint.route("0240709125"), Some("default"));
         assert!(r.endpoint.is_allowed("192.0.2.9".parse().unwrap()));
         assert_eq!(r.calls.shutdown_grace, Duration::from_secs(60));
+        assert_eq!(example.ivr, IvrSettings::default());
         assert!(matches!(
             advertised(
                 "0.0.0.0:5060".parse().unwrap(),

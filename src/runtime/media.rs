@@ -254,12 +254,7 @@ impl Ticker {
                 .map(|t| t.saturating_duration_since(Instant::now()))
                 .unwrap_or(Duration::from_millis(100));
             let coarse = Duration::from_millis(wait.as_millis() as u64);
-            let timeout = if coarse.is_zero() {
-                Duration::ZERO
-            } else {
-                coarse
-            };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            if let Err(e) = self.poll.poll(&mut events, Some(coarse)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!(error = %e, "media poll failed");
                     std::thread::sleep(Duration::from_millis(1));
