@@ -114,6 +114,38 @@ enum Command {
         #[arg(long, value_name = "LOW-HIGH")]
         rtp_ports: Option<String>,
     },
+    /// Write a pcap of a key sequence for sipp's play_pcap_audio
+    /// (docs/testing-calls.md).
+    DtmfPcap(DtmfPcapArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DtmfPcapArgs {
+    /// The keys, e.g. "58213#1" (0-9, *, #, A-D).
+    keys: String,
+    /// The pcap file to write.
+    file: PathBuf,
+    /// RFC 4733 telephone-events, or in-band tones in the audio.
+    #[arg(long, value_parser = ["rfc4733", "inband"], default_value = "rfc4733")]
+    mode: String,
+    /// The audio codec (silence frames, in-band tones).
+    #[arg(long, value_parser = ["pcma", "pcmu"], default_value = "pcma")]
+    law: String,
+    /// telephone-event payload type (as in the scenario's SDP).
+    #[arg(long, default_value_t = 101)]
+    payload_type: u8,
+    /// Silence before the first key, ms.
+    #[arg(long, default_value_t = 1000)]
+    lead_in_ms: u64,
+    /// How long each key is held, ms.
+    #[arg(long, default_value_t = 100)]
+    tone_ms: u64,
+    /// Pause after each key, ms.
+    #[arg(long, default_value_t = 100)]
+    gap_ms: u64,
+    /// Silence after the last key, ms.
+    #[arg(long, default_value_t = 1000)]
+    tail_ms: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -235,7 +267,45 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             };
             serve(url, now, demo, config, overrides).await
         }
+        Command::DtmfPcap(args) => dtmf_pcap(out, &args),
     }
+}
+
+/// `mensa dtmf-pcap KEYS FILE`: builds the pcap (media::pcap), writes it.
+fn dtmf_pcap(out: &mut String, args: &DtmfPcapArgs) -> Result<ExitCode> {
+    use crate::media::pcap::{DtmfPcap, Mode, parse_keys};
+    use std::time::Duration;
+    let keys = parse_keys(&args.keys)?;
+    let mode = match args.mode.as_str() {
+        "inband" => Mode::Inband,
+        _ => Mode::Rfc4733 {
+            payload_type: args.payload_type,
+        },
+    };
+    if args.payload_type > 127 {
+        bail!("--payload-type must be 0-127");
+    }
+    let mut pcap = DtmfPcap::new(keys, mode);
+    if args.law == "pcmu" {
+        pcap.law = crate::media::g711::Law::MuLaw;
+    }
+    pcap.lead_in = Duration::from_millis(args.lead_in_ms);
+    pcap.tone = Duration::from_millis(args.tone_ms);
+    pcap.gap = Duration::from_millis(args.gap_ms);
+    pcap.tail = Duration::from_millis(args.tail_ms);
+    let bytes = pcap.build();
+    std::fs::write(&args.file, &bytes)
+        .with_context(|| format!("cannot write {}", args.file.display()))?;
+    outln!(
+        out,
+        "{}: {} keys as {} ({}), {} bytes",
+        args.file.display(),
+        pcap.keys.len(),
+        args.mode,
+        args.law,
+        bytes.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `mensa dialplan check FILE...`: every problem on its own line, prefixed
