@@ -269,3 +269,186 @@ async fn sipp_load() {
         ended.len() as f64 / secs
     );
 }
+
+/// `mensa serve --demo --now NOW` on a fresh SQLite file in `dir`; returns
+/// the child and its SIP address (from the "mensa serving" line).
+fn serve_demo(dir: &std::path::Path, now: &str, rtp_ports: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(["serve", "--demo", "--now", now])
+        .args(["--sip-listen", "127.0.0.1:0", "--rtp-ports", rtp_ports])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("mensa.db").display()))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let serving = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("mensa serving"))
+        .expect("mensa serving");
+    std::thread::spawn(move || for _ in lines {});
+    let sip = serving
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("sip="))
+        .expect("sip= in the serving line")
+        .to_owned();
+    (child, sip)
+}
+
+/// One day of `mensa calendar --format json`.
+fn calendar_day(dir: &std::path::Path, user_code: &str, date: &str) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(["calendar", "--user-code", user_code, "--format", "json"])
+        .args(["--month", &date[..7]])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("mensa.db").display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cal: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    cal["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["date"] == date)
+        .unwrap()
+        .clone()
+}
+
+/// `mensa dtmf-pcap ARGS` (writes a pcap).
+fn dtmf_pcap(args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .arg("dtmf-pcap")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Calls the demo at Monday 2026-12-07 19:00 with sipp running `scenario`
+/// from `dir` (which holds the scenario's pcaps), media on `media_port`;
+/// returns 2026-12-10 of child 100234 after the call.
+async fn call_the_demo(
+    dir: &std::path::Path,
+    scenario: &str,
+    rtp: &str,
+    media_port: u16,
+) -> serde_json::Value {
+    if std::process::Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        panic!("sipp is not installed: apt-get install -y sip-tester");
+    }
+    let (mut server, sip) = serve_demo(dir, "2026-12-07 19:00", rtp);
+    assert_eq!(
+        calendar_day(dir, "100234", "2026-12-10")["status"],
+        "booked"
+    );
+    let output = tokio::process::Command::new("sipp")
+        .arg(&sip)
+        .args(["-sf", scenario, "-s", "800082653", "-m", "1"])
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0"])
+        .args(["-mp", &media_port.to_string()])
+        .args(["-nostdin", "-timeout", "60s", "-timeout_error"])
+        .current_dir(dir)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(90), output)
+        .await
+        .expect("sipp in time")
+        .unwrap();
+    let day = calendar_day(dir, "100234", "2026-12-10");
+    std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let status = server.wait().unwrap();
+    assert!(
+        output.status.success(),
+        "sipp {scenario} failed (play_pcap_audio needs root or CAP_NET_RAW): {}\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(status.success(), "mensa serve exited with {status:?}");
+    day
+}
+
+/// A scenario of tests/sipp/ copied into `dir`, so that sipp finds the
+/// pcaps written there (it looks next to the scenario first).
+fn scenario_in(dir: &std::path::Path, name: &str) -> String {
+    let to = dir.join(format!("{name}.xml"));
+    std::fs::copy(scenario(name), &to).unwrap();
+    to.display().to_string()
+}
+
+/// The pcaps in tests/sipp/ (used by the README's one-liner) are what
+/// `mensa dtmf-pcap` writes today.
+#[test]
+fn committed_pcaps_are_what_dtmf_pcap_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, mode) in [("dtmf", "rfc4733"), ("dtmf_inband", "inband")] {
+        let file = dir.path().join(format!("{name}.pcap"));
+        dtmf_pcap(&["58213#1", file.to_str().unwrap(), "--mode", mode]);
+        let committed = format!("{}/tests/sipp/{name}.pcap", env!("CARGO_MANIFEST_DIR"));
+        assert!(
+            std::fs::read(&file).unwrap() == std::fs::read(&committed).unwrap(),
+            "{committed} is stale: mensa dtmf-pcap \"58213#1\" {committed} --mode {mode}"
+        );
+    }
+}
+
+/// Code, `#`, `1` as RFC 4733 events from `mensa dtmf-pcap`: Thursday
+/// 2026-12-10 cancelled by phone.
+#[tokio::test]
+#[ignore = "needs sipp (Debian sip-tester); .ci/run runs it"]
+async fn sipp_dtmf_pcap_rfc4733_cancels_thursday() {
+    let dir = tempfile::tempdir().unwrap();
+    let sf = scenario_in(dir.path(), "dtmf_call");
+    dtmf_pcap(&["58213#1", dir.path().join("dtmf.pcap").to_str().unwrap()]);
+    let day = call_the_demo(dir.path(), &sf, "51000-51019", 52000).await;
+    assert_eq!(day["status"], "absent", "{day}");
+    assert_eq!(day["channel"], "phone", "{day}");
+}
+
+/// The same keys as in-band PCMA tones (no telephone-event offered).
+#[tokio::test]
+#[ignore = "needs sipp (Debian sip-tester); .ci/run runs it"]
+async fn sipp_dtmf_pcap_inband_pcma_cancels_thursday() {
+    let dir = tempfile::tempdir().unwrap();
+    let sf = scenario_in(dir.path(), "dtmf_call_inband");
+    let pcap = dir.path().join("dtmf_inband.pcap");
+    dtmf_pcap(&[
+        "58213#1",
+        pcap.to_str().unwrap(),
+        "--mode",
+        "inband",
+        "--law",
+        "pcma",
+    ]);
+    let day = call_the_demo(dir.path(), &sf, "51100-51119", 52100).await;
+    assert_eq!(day["status"], "absent", "{day}");
+    assert_eq!(day["channel"], "phone", "{day}");
+}
