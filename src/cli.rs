@@ -131,7 +131,7 @@ struct DtmfPcapArgs {
     /// The audio codec (silence frames, in-band tones).
     #[arg(long, value_parser = ["pcma", "pcmu"], default_value = "pcma")]
     law: String,
-    /// telephone-event payload type (as in the scenario's SDP).
+    /// telephone-event payload type, 96-127 (as in the scenario's SDP).
     #[arg(long, default_value_t = 101)]
     payload_type: u8,
     /// Silence before the first key, ms.
@@ -276,15 +276,19 @@ fn dtmf_pcap(out: &mut String, args: &DtmfPcapArgs) -> Result<ExitCode> {
     use crate::media::pcap::{DtmfPcap, Mode, parse_keys};
     use std::time::Duration;
     let keys = parse_keys(&args.keys)?;
+    if keys.is_empty() {
+        bail!("no keys to write");
+    }
+    // RFC 3551 §3: telephone-event takes a dynamic payload type.
+    if !(96..=127).contains(&args.payload_type) {
+        bail!("--payload-type must be dynamic, 96-127");
+    }
     let mode = match args.mode.as_str() {
         "inband" => Mode::Inband,
         _ => Mode::Rfc4733 {
             payload_type: args.payload_type,
         },
     };
-    if args.payload_type > 127 {
-        bail!("--payload-type must be 0-127");
-    }
     let mut pcap = DtmfPcap::new(keys, mode);
     if args.law == "pcmu" {
         pcap.law = crate::media::g711::Law::MuLaw;

@@ -526,3 +526,27 @@ async fn sipp_shipped_rfc2833_pcaps_cannot_cancel() {
     let day = call_the_demo(dir.path(), &sf, "51200-51219", 52200).await;
     assert_eq!(day["status"], "booked", "{day}");
 }
+
+/// `mensa dtmf-pcap` refuses what it cannot write, naming the problem.
+#[test]
+fn dtmf_pcap_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.pcap");
+    let file = file.to_str().unwrap();
+    for (args, message) in [
+        (vec!["12x", file], "'x' is not a DTMF key"),
+        (vec!["", file], "no keys"),
+        (vec!["12", file, "--payload-type", "8"], "96-127"),
+        (vec!["12", "/nonexistent/dir/x.pcap"], "cannot write"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mensa"))
+            .arg("dtmf-pcap")
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert!(!dir.path().join("x.pcap").exists());
+}
