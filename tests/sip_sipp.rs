@@ -550,3 +550,27 @@ fn dtmf_pcap_refuses_bad_input() {
     }
     assert!(!dir.path().join("x.pcap").exists());
 }
+
+/// In-band PCMU: the in-band scenario with PCMU offered first (so the
+/// server answers PCMU) and the tones µ-law encoded.
+#[tokio::test]
+#[ignore = "needs sipp (Debian sip-tester); .ci/run runs it"]
+async fn sipp_dtmf_pcap_inband_pcmu_cancels_thursday() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = std::fs::read_to_string(scenario("dtmf_call_inband")).unwrap();
+    assert!(xml.contains("RTP/AVP 8 0\n"));
+    let sf = dir.path().join("dtmf_call_inband_pcmu.xml");
+    std::fs::write(&sf, xml.replace("RTP/AVP 8 0\n", "RTP/AVP 0 8\n")).unwrap();
+    let pcap = dir.path().join("dtmf_inband.pcap");
+    dtmf_pcap(&[
+        "58213#1",
+        pcap.to_str().unwrap(),
+        "--mode",
+        "inband",
+        "--law",
+        "pcmu",
+    ]);
+    let day = call_the_demo(dir.path(), sf.to_str().unwrap(), "51300-51319", 52300).await;
+    assert_eq!(day["status"], "absent", "{day}");
+    assert_eq!(day["channel"], "phone", "{day}");
+}
