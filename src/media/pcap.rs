@@ -3,12 +3,13 @@
 //! RTP packets as they are and rewrites only the UDP ports; it reads link
 //! types Ethernet and Linux cooked).
 //!
-//! Why not the one-key RFC 2833 pcaps that sip-tester ships: they come
-//! from one capture, so a repeated key replays the very same packets (same
-//! SSRC, sequence numbers and event timestamp), which a correct receiver
-//! drops as duplicates (RFC 4733 §2.5.1.4); and played in another order
-//! than captured their timestamps go backwards (late blocks, §2.5.2.3).
-//! Here one stream carries the whole sequence:
+//! Why not the one-key RFC 2833 pcaps that sip-tester ships: they are cut
+//! from one capture (one SSRC), so a repeated key replays the very same
+//! packets, which a correct receiver drops as duplicates; and played in
+//! another order than captured, a key's event timestamp is older than the
+//! previous key's, with sequence numbers a few dozen behind: late packets
+//! (RFC 3550 §A.1) of an earlier event, dropped too (tests/sip_sipp.rs,
+//! docs/testing-calls.md). Here one stream carries the whole sequence:
 //!
 //! ```text
 //!  lead-in silence │ key 1: tone │ gap (silence) │ key 2: tone │ gap │ … │ tail
