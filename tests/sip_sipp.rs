@@ -281,6 +281,9 @@ fn serve_demo(dir: &std::path::Path, now: &str, rtp_ports: &str) -> (std::proces
         .arg(format!("sqlite://{}", dir.join("mensa.db").display()))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RUST_LOG", "info")
+        // Once serve has its JSON API (default 127.0.0.1:8080), tests
+        // running side by side each take a free port.
+        .env("MENSA_HTTP_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
