@@ -128,6 +128,38 @@ enum Command {
         #[arg(long, env = "MENSA_OPERATOR_TOKEN", hide_env_values = true)]
         operator_token: Option<String>,
     },
+    /// Write a pcap of a key sequence for sipp's play_pcap_audio
+    /// (docs/testing-calls.md).
+    DtmfPcap(DtmfPcapArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DtmfPcapArgs {
+    /// The keys, e.g. "58213#1" (0-9, *, #, A-D).
+    keys: String,
+    /// The pcap file to write.
+    file: PathBuf,
+    /// RFC 4733 telephone-events, or in-band tones in the audio.
+    #[arg(long, value_parser = ["rfc4733", "inband"], default_value = "rfc4733")]
+    mode: String,
+    /// The audio codec (silence frames, in-band tones).
+    #[arg(long, value_parser = ["pcma", "pcmu"], default_value = "pcma")]
+    law: String,
+    /// telephone-event payload type, 96-127 (as in the scenario's SDP).
+    #[arg(long, default_value_t = 101)]
+    payload_type: u8,
+    /// Silence before the first key, ms.
+    #[arg(long, default_value_t = 1000)]
+    lead_in_ms: u64,
+    /// How long each key is held, ms.
+    #[arg(long, default_value_t = 100)]
+    tone_ms: u64,
+    /// Pause after each key, ms.
+    #[arg(long, default_value_t = 100)]
+    gap_ms: u64,
+    /// Silence after the last key, ms.
+    #[arg(long, default_value_t = 1000)]
+    tail_ms: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -256,7 +288,49 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             };
             serve(url, now, demo, config, overrides, http_listen, api).await
         }
+        Command::DtmfPcap(args) => dtmf_pcap(out, &args),
     }
+}
+
+/// `mensa dtmf-pcap KEYS FILE`: builds the pcap (media::pcap), writes it.
+fn dtmf_pcap(out: &mut String, args: &DtmfPcapArgs) -> Result<ExitCode> {
+    use crate::media::pcap::{DtmfPcap, Mode, parse_keys};
+    use std::time::Duration;
+    let keys = parse_keys(&args.keys)?;
+    if keys.is_empty() {
+        bail!("no keys to write");
+    }
+    // RFC 3551 §3: telephone-event takes a dynamic payload type.
+    if !(96..=127).contains(&args.payload_type) {
+        bail!("--payload-type must be dynamic, 96-127");
+    }
+    let mode = match args.mode.as_str() {
+        "inband" => Mode::Inband,
+        _ => Mode::Rfc4733 {
+            payload_type: args.payload_type,
+        },
+    };
+    let mut pcap = DtmfPcap::new(keys, mode);
+    if args.law == "pcmu" {
+        pcap.law = crate::media::g711::Law::MuLaw;
+    }
+    pcap.lead_in = Duration::from_millis(args.lead_in_ms);
+    pcap.tone = Duration::from_millis(args.tone_ms);
+    pcap.gap = Duration::from_millis(args.gap_ms);
+    pcap.tail = Duration::from_millis(args.tail_ms);
+    let bytes = pcap.build();
+    std::fs::write(&args.file, &bytes)
+        .with_context(|| format!("cannot write {}", args.file.display()))?;
+    outln!(
+        out,
+        "{}: {} keys as {} ({}), {} bytes",
+        args.file.display(),
+        pcap.keys.len(),
+        args.mode,
+        args.law,
+        bytes.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `mensa dialplan check FILE...`: every problem on its own line, prefixed

@@ -27,6 +27,7 @@
 pub mod dtmf;
 pub mod g711;
 pub mod pacing;
+pub mod pcap;
 pub mod playout;
 pub mod prompts;
 pub mod rtcp;
