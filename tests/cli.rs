@@ -225,6 +225,7 @@ fn serve_outlives_a_closed_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
         .args(["serve", "--demo", "--sip-listen", "127.0.0.1:0"])
+        .args(["--http-listen", "127.0.0.1:0"])
         .env_remove("MENSA_DATABASE_URL")
         .env("TMPDIR", dir.path())
         .stdout(Stdio::piped())

@@ -192,7 +192,7 @@ async fn sipp_uac_against_mensa_serve_demo() {
     let ports = format!("{low}-{}", low + 19);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mensa"))
         .args(["serve", "--demo", "--sip-listen", "127.0.0.1:0"])
-        .args(["--rtp-ports", &ports])
+        .args(["--rtp-ports", &ports, "--http-listen", "127.0.0.1:0"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("MENSA_DATABASE_URL")
         .env("RUST_LOG", "info")
