@@ -392,3 +392,156 @@ fn three_wrong_codes_end_the_call_and_change_nothing() {
         assert_eq!(calendar_day(&db, user, date)["status"], "booked", "{user}");
     }
 }
+
+/// The first call record of the demo's Monday 7 December.
+fn call_record(db: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .args(["calls", "--date", "2026-12-07", "--format", "json"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls: Value = serde_json::from_slice(&out.stdout).unwrap();
+    calls["calls"][0].clone()
+}
+
+/// The results of the call's operations, in order ("ok", a refusal...).
+fn results(record: &Value) -> Vec<String> {
+    record["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["operation"] != "end")
+        .map(|o| o["result"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// 4 s of silence in a key string: the caller listens to a confirmation.
+fn pause() -> String {
+    " ".repeat(20)
+}
+
+#[test]
+fn star_during_the_greeting_switches_to_english() {
+    let (dir, _, _) = call(
+        "2026-12-07 19:00",
+        "31250-31299",
+        KeyPath::Rfc4733,
+        "*58213#1",
+        Duration::from_secs(7),
+    );
+    let db = db_of(&dir);
+    assert_eq!(
+        calendar_day(&db, "100234", "2026-12-10")["status"],
+        "absent"
+    );
+    let record = call_record(&db);
+    let end = record["operations"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(end["language"], "en", "{record}");
+}
+
+#[test]
+fn a_suspension_with_a_return_date() {
+    // 3, then the first day back as DDMM: Monday 14 December.
+    let (dir, _, _) = call(
+        "2026-12-07 19:00",
+        "31300-31349",
+        KeyPath::Rfc4733,
+        "58213#31412",
+        Duration::from_secs(8),
+    );
+    let db = db_of(&dir);
+    assert_eq!(
+        calendar_day(&db, "100234", "2026-12-10")["status"],
+        "suspended"
+    );
+    assert_eq!(
+        calendar_day(&db, "100234", "2026-12-11")["status"],
+        "suspended"
+    );
+    assert_eq!(
+        calendar_day(&db, "100234", "2026-12-14")["status"],
+        "booked"
+    );
+}
+
+#[test]
+fn an_open_suspension_then_a_reactivation_dated_on_a_closure() {
+    // 3 then # (open), listen; then 4 and 23/12, a day of the Christmas
+    // closure: meals again from Thursday 7 January.
+    let keys = format!("58213#3#{}{}42312", pause(), pause());
+    let (dir, _, _) = call(
+        "2026-12-07 19:00",
+        "31350-31399",
+        KeyPath::Rfc4733,
+        &keys,
+        Duration::from_secs(16),
+    );
+    let db = db_of(&dir);
+    assert_eq!(results(&call_record(&db)), ["ok_open", "ok"]);
+    assert_eq!(
+        calendar_day(&db, "100234", "2026-12-10")["status"],
+        "suspended"
+    );
+    assert_eq!(
+        calendar_day(&db, "100234", "2026-12-22")["status"],
+        "suspended"
+    );
+    assert_eq!(
+        calendar_day(&db, "100234", "2027-01-07")["status"],
+        "booked"
+    );
+}
+
+#[test]
+fn cancel_again_is_said_as_already_cancelled_and_undo_takes_it_back() {
+    let keys = format!("58213#1{}1{}5", pause(), pause());
+    let (dir, _, _) = call(
+        "2026-12-07 19:00",
+        "31400-31449",
+        KeyPath::Rfc4733,
+        &keys,
+        Duration::from_secs(16),
+    );
+    let db = db_of(&dir);
+    assert_eq!(results(&call_record(&db)), ["ok", "already_absent", "ok"]);
+    let day = calendar_day(&db, "100234", "2026-12-10");
+    assert_eq!(day["status"], "booked", "undone: {day}");
+}
+
+#[test]
+fn hanging_up_mid_prompt_changes_nothing_and_leaves_a_record() {
+    // The code without # nor a choice, then the caller hangs up.
+    let (dir, _, _) = call(
+        "2026-12-07 19:00",
+        "31450-31499",
+        KeyPath::Rfc4733,
+        "58213",
+        Duration::from_secs(2),
+    );
+    let db = db_of(&dir);
+    assert_eq!(
+        calendar_day(&db, "100234", "2026-12-10")["status"],
+        "booked"
+    );
+    let record = call_record(&db);
+    assert!(results(&record).is_empty(), "{record}");
+    let end = record["operations"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(end["ended_by"]["by"], "caller", "{record}");
+    assert!(record["ended_at"].is_string(), "{record}");
+}
