@@ -1297,18 +1297,7 @@ async fn the_ivr_call_record_is_stored_and_listed(api: Api) {
         result: "ok".into(),
     }];
     record.ended_by = Some(EndedBy::Caller("menu".into()));
-    let stored = CallRecord {
-        caller: record.caller.clone(),
-        called: record.called.clone(),
-        started_at: record.started_at,
-        ended_at: record.ended_at,
-        codes: record
-            .codes_for_storage()
-            .into_iter()
-            .map(|(code, valid)| CodeAttempt { code, valid })
-            .collect(),
-        operations: record.operations_json(),
-    };
+    let stored = mensa::runtime::ivr_call::stored_call(&record);
     api.store.record_call(&stored).await.unwrap();
     let calls = api
         .call(Method::GET, "/calls?date=2026-12-09", Some(OPERATOR), None)

@@ -128,13 +128,13 @@ async fn run_call(
         operations = %record.operations_json(),
         "call ended"
     );
-    if let Err(e) = store.record_call(&stored(&record)).await {
+    if let Err(e) = store.record_call(&stored_call(&record)).await {
         tracing::error!(error = %e, called = %call.called, "the call record was not stored");
     }
 }
 
 /// The IVR's call record in the store's form (codes already redacted).
-fn stored(record: &crate::ivr::CallRecord) -> StoredCall {
+pub fn stored_call(record: &crate::ivr::CallRecord) -> StoredCall {
     StoredCall {
         caller: record.caller.clone(),
         called: record.called.clone(),
