@@ -838,11 +838,13 @@ async fn serve(
         clock.clone(),
         settings.ivr.throttle(),
     );
+    let state = crate::api::AppState::new(store.clone(), clock.clone(), api);
     let voice_line = runtime::ivr_call::IvrCallLogic::new(
         dialplans,
         Arc::new(actions),
         store.clone(),
         clock.clone(),
+        state.metrics.clone(),
     );
     let calls = runtime::calls::start(
         resolved.calls,
@@ -852,11 +854,16 @@ async fn serve(
     )
     .await
     .context("cannot start the phone line")?;
+    state
+        .sip_listening
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let http_addr = listener.local_addr().unwrap_or(http_listen);
     tracing::info!(
         database = %redact_url(&url),
         now = %settings_db.local(clock.now()),
         service_started_on = %started,
         sip = %calls.sip_addr,
+        http = %http_addr,
         advertise = %advertise,
         rtp_ports = %settings.sip.rtp_ports,
         "mensa serving"
@@ -874,7 +881,7 @@ async fn serve(
         );
     }
     let scheduler = tokio::spawn(runtime::scheduler::run(store.clone(), clock.clone()));
-    let state = crate::api::AppState::new(store.clone(), clock.clone(), api);
+    let health = state.sip_listening.clone();
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(runtime::http::serve(listener, state, async {
         let _ = stopped.await;
@@ -884,7 +891,9 @@ async fn serve(
         _ = terminate.recv() => tracing::info!("SIGTERM; stopping"),
     }
     // Calls in progress finish (up to [shutdown] grace_secs); a second
-    // signal stops at once.
+    // signal stops at once. /health stops reporting SIP at once, so a
+    // balancer moves new calls elsewhere.
+    health.store(false, std::sync::atomic::Ordering::Relaxed);
     let shutdown = calls.shutdown();
     tokio::select! {
         () = shutdown => {}

@@ -18,8 +18,8 @@ use serde_json::Value;
 use uac::{Uac, media_port, offer};
 
 /// `mensa serve --demo` on loopback with its clock at `now`; returns the
-/// process and the SIP address it listens on.
-fn serve(db: &Path, now: &str, rtp_ports: &str) -> (Child, SocketAddr) {
+/// process and the SIP and HTTP addresses it listens on.
+fn serve(db: &Path, now: &str, rtp_ports: &str) -> (Child, SocketAddr, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
         .args(["serve", "--demo", "--now", now])
         .args(["--sip-listen", "127.0.0.1:0", "--rtp-ports", rtp_ports])
@@ -40,13 +40,29 @@ fn serve(db: &Path, now: &str, rtp_ports: &str) -> (Child, SocketAddr) {
         .expect("serve reports serving");
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    let sip = serving
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("sip="))
-        .expect("the SIP address in the serving line")
-        .parse()
-        .unwrap();
-    (child, sip)
+    let field = |name: &str| -> SocketAddr {
+        serving
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {serving}"))
+            .parse()
+            .unwrap()
+    };
+    (child, field("sip="), field("http="))
+}
+
+/// A plain HTTP/1.1 GET on loopback; the whole response as text.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: mensa\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }
 
 fn calendar_day(db: &Path, user_code: &str, date: &str) -> Value {
@@ -218,16 +234,20 @@ fn caller_media(
 
 /// A call from a fresh demo server at `now`: the caller types `keys` by
 /// `path` during the greeting; returns the database and the audio heard.
-fn call(
-    now: &str,
-    rtp_ports: &str,
-    path: KeyPath,
-    keys: &str,
-    run: Duration,
-) -> (tempfile::TempDir, Vec<Vec<u8>>, Option<String>) {
+/// What a test call left behind.
+struct Outcome {
+    dir: tempfile::TempDir,
+    heard: Vec<Vec<u8>>,
+    server_bye: Option<String>,
+    /// `/api/v1/health` and `/api/v1/metrics` at the end of the call.
+    health: String,
+    metrics: String,
+}
+
+fn call(now: &str, rtp_ports: &str, path: KeyPath, keys: &str, run: Duration) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mensa.db");
-    let (mut server, sip) = serve(&db, now, rtp_ports);
+    let (mut server, sip, http) = serve(&db, now, rtp_ports);
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut uac = Uac::new(sip, &format!("voice-line-{rtp_ports}"));
     let port = media.local_addr().unwrap().port();
@@ -258,12 +278,22 @@ fn call(
     if server_bye.is_none() {
         uac.bye();
     }
+    // The call's end reaches /metrics a moment after the BYE.
+    std::thread::sleep(Duration::from_millis(300));
+    let health = http_get(http, "/api/v1/health");
+    let metrics = http_get(http, "/api/v1/metrics");
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();
     let status = server.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    (dir, heard, server_bye)
+    Outcome {
+        dir,
+        heard,
+        server_bye,
+        health,
+        metrics,
+    }
 }
 
 fn db_of(dir: &tempfile::TempDir) -> std::path::PathBuf {
@@ -272,7 +302,13 @@ fn db_of(dir: &tempfile::TempDir) -> std::path::PathBuf {
 
 #[test]
 fn a_phone_cancellation_lands_on_thursday_and_shows_in_the_calendar() {
-    let (dir, heard, _) = call(
+    let Outcome {
+        dir,
+        heard,
+        health,
+        metrics,
+        ..
+    } = call(
         "2026-12-07 19:00",
         "31000-31049",
         KeyPath::Rfc4733,
@@ -288,6 +324,15 @@ fn a_phone_cancellation_lands_on_thursday_and_shows_in_the_calendar() {
         calendar_day(&db, "100234", "2026-12-11")["status"],
         "booked"
     );
+    // The API saw it: SIP listening, one call over, one phone operation.
+    assert!(health.contains("\"sip_listening\":true"), "{health}");
+    for line in [
+        "mensa_calls_total 1",
+        "mensa_calls_active 0",
+        "mensa_operations_total{channel=\"phone\"} 1",
+    ] {
+        assert!(metrics.contains(line), "no {line:?} in {metrics}");
+    }
     // The call left its record (R12), the code redacted.
     let out = Command::new(env!("CARGO_BIN_EXE_mensa"))
         .args(["calls", "--date", "2026-12-07", "--format", "json"])
@@ -323,7 +368,7 @@ fn a_phone_cancellation_lands_on_thursday_and_shows_in_the_calendar() {
 
 #[test]
 fn keys_as_in_band_tones_ask_for_a_plain_meal() {
-    let (dir, _, _) = call(
+    let Outcome { dir, .. } = call(
         "2026-12-07 19:00",
         "31050-31099",
         KeyPath::InBand,
@@ -336,7 +381,7 @@ fn keys_as_in_band_tones_ask_for_a_plain_meal() {
 
 #[test]
 fn keys_as_sip_info_cancel_too() {
-    let (dir, _, _) = call(
+    let Outcome { dir, .. } = call(
         "2026-12-07 19:00",
         "31100-31149",
         KeyPath::SipInfo,
@@ -349,7 +394,9 @@ fn keys_as_sip_info_cancel_too() {
 
 #[test]
 fn outside_the_window_nothing_changes() {
-    let (dir, _, server_bye) = call(
+    let Outcome {
+        dir, server_bye, ..
+    } = call(
         "2026-12-07 12:00",
         "31150-31199",
         KeyPath::Rfc4733,
@@ -370,7 +417,9 @@ fn outside_the_window_nothing_changes() {
 
 #[test]
 fn three_wrong_codes_end_the_call_and_change_nothing() {
-    let (dir, _, server_bye) = call(
+    let Outcome {
+        dir, server_bye, ..
+    } = call(
         "2026-12-07 19:00",
         "31200-31249",
         KeyPath::Rfc4733,
@@ -428,7 +477,7 @@ fn pause() -> String {
 
 #[test]
 fn star_during_the_greeting_switches_to_english() {
-    let (dir, _, _) = call(
+    let Outcome { dir, .. } = call(
         "2026-12-07 19:00",
         "31250-31299",
         KeyPath::Rfc4733,
@@ -453,7 +502,7 @@ fn star_during_the_greeting_switches_to_english() {
 #[test]
 fn a_suspension_with_a_return_date() {
     // 3, then the first day back as DDMM: Monday 14 December.
-    let (dir, _, _) = call(
+    let Outcome { dir, .. } = call(
         "2026-12-07 19:00",
         "31300-31349",
         KeyPath::Rfc4733,
@@ -480,7 +529,7 @@ fn an_open_suspension_then_a_reactivation_dated_on_a_closure() {
     // 3 then # (open), listen; then 4 and 23/12, a day of the Christmas
     // closure: meals again from Thursday 7 January.
     let keys = format!("58213#3#{}{}42312", pause(), pause());
-    let (dir, _, _) = call(
+    let Outcome { dir, .. } = call(
         "2026-12-07 19:00",
         "31350-31399",
         KeyPath::Rfc4733,
@@ -506,7 +555,7 @@ fn an_open_suspension_then_a_reactivation_dated_on_a_closure() {
 #[test]
 fn cancel_again_is_said_as_already_cancelled_and_undo_takes_it_back() {
     let keys = format!("58213#1{}1{}5", pause(), pause());
-    let (dir, _, _) = call(
+    let Outcome { dir, .. } = call(
         "2026-12-07 19:00",
         "31400-31449",
         KeyPath::Rfc4733,
@@ -522,7 +571,7 @@ fn cancel_again_is_said_as_already_cancelled_and_undo_takes_it_back() {
 #[test]
 fn hanging_up_mid_prompt_changes_nothing_and_leaves_a_record() {
     // The code without # nor a choice, then the caller hangs up.
-    let (dir, _, _) = call(
+    let Outcome { dir, .. } = call(
         "2026-12-07 19:00",
         "31450-31499",
         KeyPath::Rfc4733,

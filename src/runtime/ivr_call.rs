@@ -7,7 +7,8 @@
 //! [`CallCommand`]s, actions are run against the store by [`IvrActions`]
 //! (the task awaits them; events arriving meanwhile wait in the channel,
 //! which is the type-ahead the session expects), and the call record
-//! (R12) is stored when the call ends.
+//! (R12) is stored when the call ends. Calls and phone operations are
+//! counted in the API's `/metrics`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::time::Instant;
 
 use super::calls::{CallCommand, CallEvent, CallHandle, CallInfo, CallLogic};
 use super::ivr_actions::{IvrActions, redact_number};
+use crate::api::Metrics;
 use crate::bookings::Clock;
 use crate::ivr::{Dialplan, Event, Input, Key, PlaybackId, Session};
 use crate::store::{CallRecord as StoredCall, CodeAttempt, Store};
@@ -25,6 +27,7 @@ pub struct IvrCallLogic {
     actions: Arc<IvrActions>,
     store: Store,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
 }
 
 impl IvrCallLogic {
@@ -34,12 +37,14 @@ impl IvrCallLogic {
         actions: Arc<IvrActions>,
         store: Store,
         clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
     ) -> IvrCallLogic {
         IvrCallLogic {
             dialplans,
             actions,
             store,
             clock,
+            metrics,
         }
     }
 }
@@ -60,18 +65,32 @@ impl CallLogic for IvrCallLogic {
         let actions = self.actions.clone();
         let store = self.store.clone();
         let clock = self.clock.clone();
-        tokio::spawn(run_call(plan, actions, store, clock, call, handle));
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            metrics.call_started();
+            let record = run_call(plan, actions, clock, call, handle).await;
+            metrics.call_ended();
+            for _ in record
+                .operations
+                .iter()
+                .filter(|o| o.result.starts_with("ok"))
+            {
+                metrics.count_operation(crate::bookings::Channel::Phone);
+            }
+            if let Err(e) = store.record_call(&stored_call(&record)).await {
+                tracing::error!(error = %e, called = %record.called, "the call record was not stored");
+            }
+        });
     }
 }
 
 async fn run_call(
     plan: Arc<Dialplan>,
     actions: Arc<IvrActions>,
-    store: Store,
     clock: Arc<dyn Clock>,
     call: CallInfo,
     mut handle: CallHandle,
-) {
+) -> crate::ivr::CallRecord {
     let caller = call.caller.clone().unwrap_or_default();
     let mut session = Session::new(plan, &caller, &call.called, clock.now(), Instant::now());
     tracing::info!(caller = %redact_number(&caller), called = %call.called, "call answered");
@@ -128,9 +147,7 @@ async fn run_call(
         operations = %record.operations_json(),
         "call ended"
     );
-    if let Err(e) = store.record_call(&stored_call(&record)).await {
-        tracing::error!(error = %e, called = %call.called, "the call record was not stored");
-    }
+    record
 }
 
 /// The IVR's call record in the store's form (codes already redacted).
