@@ -17,9 +17,9 @@ use crate::bookings::Channel;
 /// The OpenAPI 3 document of the API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Counters shown by `/metrics`. The phone line's families (calls, DTMF
-/// keys) are registered and stay at zero until the SIP runtime counts
-/// into them through [`Metrics::call_started`] and friends.
+/// Counters shown by `/metrics`. The voice line counts calls and phone
+/// operations ([`Metrics::call_started`] and friends); the DTMF family is
+/// registered but not fed yet (keys reach the IVR already merged).
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests_by_status: Mutex<BTreeMap<u16, u64>>,
@@ -178,8 +178,8 @@ pub async fn openapi() -> Response {
     response
 }
 
-/// 200 when the store answers, else 503. `sip_listening` is false until
-/// the SIP runtime exists and sets it.
+/// 200 when the store answers, else 503. `sip_listening` is set by `serve`
+/// once SIP listens, and cleared when a shutdown starts draining.
 pub async fn health(State(state): State<AppState>) -> Response {
     let store = state.store.ping().await;
     let sip = state.sip_listening.load(Ordering::Relaxed);

@@ -72,8 +72,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,
-    /// Set by the runtime once the SIP endpoint listens (false until the
-    /// SIP runtime exists).
+    /// Set by `serve` once the SIP endpoint listens; cleared when a
+    /// shutdown starts draining.
     pub sip_listening: Arc<AtomicBool>,
 }
 
