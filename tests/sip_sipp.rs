@@ -5,9 +5,12 @@
 //! `cargo test --test sip_sipp -- --ignored --skip sipp_load`.
 #![allow(clippy::unwrap_used)] // test helpers may unwrap (STYLE.md)
 
+mod demo;
+
 use std::process::Stdio;
 use std::time::Duration;
 
+use demo::{calendar_day, serve_demo};
 use mensa::runtime::sip::{Command, spawn};
 use mensa::sip::config::EndpointConfig;
 use mensa::sip::endpoint::{EndReason, Endpoint, Event};
@@ -270,63 +273,6 @@ async fn sipp_load() {
     );
 }
 
-/// `mensa serve --demo --now NOW` on a fresh SQLite file in `dir`; returns
-/// the child and its SIP address (from the "mensa serving" line).
-fn serve_demo(dir: &std::path::Path, now: &str, rtp_ports: &str) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mensa"))
-        .args(["serve", "--demo", "--now", now])
-        .args(["--sip-listen", "127.0.0.1:0", "--rtp-ports", rtp_ports])
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.join("mensa.db").display()))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUST_LOG", "info")
-        // Once serve has its JSON API (default 127.0.0.1:8080), tests
-        // running side by side each take a free port.
-        .env("MENSA_HTTP_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let serving = lines
-        .by_ref()
-        .map(|l| l.unwrap())
-        .find(|l| l.contains("mensa serving"))
-        .expect("mensa serving");
-    std::thread::spawn(move || for _ in lines {});
-    let sip = serving
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("sip="))
-        .expect("sip= in the serving line")
-        .to_owned();
-    (child, sip)
-}
-
-/// One day of `mensa calendar --format json`.
-fn calendar_day(dir: &std::path::Path, user_code: &str, date: &str) -> serde_json::Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mensa"))
-        .args(["calendar", "--user-code", user_code, "--format", "json"])
-        .args(["--month", &date[..7]])
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.join("mensa.db").display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cal: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    cal["days"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["date"] == date)
-        .unwrap()
-        .clone()
-}
-
 /// `mensa dtmf-pcap ARGS` (writes a pcap).
 fn dtmf_pcap(args: &[&str]) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mensa"))
@@ -359,13 +305,14 @@ async fn call_the_demo(
     {
         panic!("sipp is not installed: apt-get install -y sip-tester");
     }
-    let (mut server, sip) = serve_demo(dir, "2026-12-07 19:00", rtp);
+    let db = dir.join("mensa.db");
+    let server = serve_demo(&db, "2026-12-07 19:00", rtp);
     assert_eq!(
-        calendar_day(dir, "100234", "2026-12-10")["status"],
+        calendar_day(&db, "100234", "2026-12-10")["status"],
         "booked"
     );
     let output = tokio::process::Command::new("sipp")
-        .arg(&sip)
+        .arg(server.sip.to_string())
         .args(["-sf", scenario, "-s", "800082653", "-m", "1"])
         .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0"])
         .args(["-mp", &media_port.to_string()])
@@ -377,12 +324,8 @@ async fn call_the_demo(
         .await
         .expect("sipp in time")
         .unwrap();
-    let day = calendar_day(dir, "100234", "2026-12-10");
-    std::process::Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    let status = server.wait().unwrap();
+    let day = calendar_day(&db, "100234", "2026-12-10");
+    server.stop();
     assert!(
         output.status.success(),
         "sipp {scenario} failed (play_pcap_audio needs root or CAP_NET_RAW): {}\n{}\n{}",
@@ -395,7 +338,6 @@ async fn call_the_demo(
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert!(status.success(), "mensa serve exited with {status:?}");
     day
 }
 

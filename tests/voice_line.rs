@@ -6,50 +6,17 @@
 //! and Wednesday 9 closed, "58213#1" cancels Thursday 10's meal.
 #![allow(clippy::unwrap_used)]
 
+mod demo;
 mod uac;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use demo::{calendar_day, serve_demo};
 use serde_json::Value;
 use uac::{Uac, media_port, offer};
-
-/// `mensa serve --demo` on loopback with its clock at `now`; returns the
-/// process and the SIP and HTTP addresses it listens on.
-fn serve(db: &Path, now: &str, rtp_ports: &str) -> (Child, SocketAddr, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
-        .args(["serve", "--demo", "--now", now])
-        .args(["--sip-listen", "127.0.0.1:0", "--rtp-ports", rtp_ports])
-        .args(["--http-listen", "127.0.0.1:0"])
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", db.display()))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut lines = stderr.lines();
-    let serving = lines
-        .by_ref()
-        .map(|l| l.unwrap())
-        .find(|l| l.contains("mensa serving"))
-        .expect("serve reports serving");
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let field = |name: &str| -> SocketAddr {
-        serving
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {serving}"))
-            .parse()
-            .unwrap()
-    };
-    (child, field("sip="), field("http="))
-}
 
 /// A plain HTTP/1.1 GET on loopback; the whole response as text.
 fn http_get(addr: SocketAddr, path: &str) -> String {
@@ -63,29 +30,6 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
-}
-
-fn calendar_day(db: &Path, user_code: &str, date: &str) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_mensa"))
-        .args(["calendar", "--user-code", user_code, "--format", "json"])
-        .args(["--month", &date[..7]])
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", db.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cal: Value = serde_json::from_slice(&out.stdout).unwrap();
-    cal["days"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["date"] == date)
-        .unwrap()
-        .clone()
 }
 
 fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
@@ -247,7 +191,8 @@ struct Outcome {
 fn call(now: &str, rtp_ports: &str, path: KeyPath, keys: &str, run: Duration) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mensa.db");
-    let (mut server, sip, http) = serve(&db, now, rtp_ports);
+    let server = serve_demo(&db, now, rtp_ports);
+    let (sip, http) = (server.sip, server.http);
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut uac = Uac::new(sip, &format!("voice-line-{rtp_ports}"));
     let port = media.local_addr().unwrap().port();
@@ -282,11 +227,7 @@ fn call(now: &str, rtp_ports: &str, path: KeyPath, keys: &str, run: Duration) ->
     std::thread::sleep(Duration::from_millis(300));
     let health = http_get(http, "/api/v1/health");
     let metrics = http_get(http, "/api/v1/metrics");
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let status = server.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    server.stop();
     Outcome {
         dir,
         heard,
