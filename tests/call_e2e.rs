@@ -13,7 +13,7 @@ use std::net::{SocketAddr, UdpSocket};
 mod uac;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
-use uac::{Uac, header, media_port, offer};
+use uac::{Uac, header, media_port, offer, rtp, tone};
 
 use mensa::media::dtmf::merge::InbandMode;
 use mensa::media::g711::Law;
@@ -54,26 +54,6 @@ impl CallLogic for Recorder {
             }
         });
     }
-}
-
-fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&0x5EED_u32.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
-
-fn tone(f1: f32, f2: f32, n: usize, phase0: usize) -> Vec<i16> {
-    (phase0..phase0 + n)
-        .map(|i| {
-            let t = i as f32 / 8000.0;
-            let a = 22_826.0 * 10f32.powf(-10.0 / 20.0);
-            (a * ((std::f32::consts::TAU * f1 * t).sin() + (std::f32::consts::TAU * f2 * t).sin()))
-                as i16
-        })
-        .collect()
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! must receive the prompt intact, with continuous numbering and steady
 //! 20 ms spacing.
 
+mod uac;
+
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -18,28 +20,9 @@ use mensa::media::session::{
     AudioCodec, Channel, Input, MediaEvent, MediaParams, RtpSession, SessionConfig, SessionSeed,
     TelephoneEvent,
 };
+use uac::{rtp, tone};
 
 const RUN: Duration = Duration::from_millis(2600);
-
-fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&0x5EED_u32.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
-
-fn tone(f1: f32, f2: f32, n: usize, phase0: usize) -> Vec<i16> {
-    (phase0..phase0 + n)
-        .map(|i| {
-            let t = i as f32 / 8000.0;
-            let a = 22_826.0 * 10f32.powf(-10.0 / 20.0);
-            (a * ((std::f32::consts::TAU * f1 * t).sin() + (std::f32::consts::TAU * f2 * t).sin()))
-                as i16
-        })
-        .collect()
-}
 
 #[test]
 fn keys_from_three_paths_and_an_intact_steady_prompt() {

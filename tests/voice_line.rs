@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use demo::{calendar_day, serve_demo};
 use serde_json::Value;
-use uac::{Uac, media_port, offer};
+use uac::{Uac, media_port, offer, rtp, tone};
 
 /// A plain HTTP/1.1 GET on loopback; the whole response as text.
 fn http_get(addr: SocketAddr, path: &str) -> String {
@@ -30,15 +30,6 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
-}
-
-fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&0x1234_5678_u32.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
 }
 
 /// RFC 4733 event code of a key.
@@ -82,14 +73,9 @@ fn audio_frame(key: Option<char>, first_sample: usize) -> Vec<u8> {
         return vec![0xD5; 160];
     };
     let (f1, f2) = key_tones(key);
-    let amplitude = 22_826.0 * 10f32.powf(-10.0 / 20.0);
-    (first_sample..first_sample + 160)
-        .map(|i| {
-            let t = i as f32 / 8000.0;
-            let v = amplitude
-                * ((std::f32::consts::TAU * f1 * t).sin() + (std::f32::consts::TAU * f2 * t).sin());
-            mensa::media::g711::Law::ALaw.encode(v as i16)
-        })
+    tone(f1, f2, 160, first_sample)
+        .into_iter()
+        .map(|v| mensa::media::g711::Law::ALaw.encode(v))
         .collect()
 }
 

@@ -167,3 +167,26 @@ impl Uac {
         }
     }
 }
+
+/// An RTP packet (version 2, no CSRC) with the caller's fixed SSRC.
+pub fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&0x5EED_u32.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// `n` samples at 8 kHz of the tone pair `f1` + `f2`, each at −10 dBm0,
+/// from sample `phase0` on (so consecutive frames join without a click).
+pub fn tone(f1: f32, f2: f32, n: usize, phase0: usize) -> Vec<i16> {
+    let a = 22_826.0 * 10f32.powf(-10.0 / 20.0);
+    (phase0..phase0 + n)
+        .map(|i| {
+            let t = i as f32 / 8000.0;
+            (a * ((std::f32::consts::TAU * f1 * t).sin() + (std::f32::consts::TAU * f2 * t).sin()))
+                as i16
+        })
+        .collect()
+}
