@@ -193,7 +193,7 @@ fn a_call_with_keys_from_three_paths_and_a_steady_prompt() {
     let pressed: String = events
         .iter()
         .filter_map(|e| match e {
-            CallEvent::Key(k) => Some(k.as_char()),
+            CallEvent::Key(k, _) => Some(k.as_char()),
             _ => None,
         })
         .collect();

@@ -257,6 +257,9 @@ fn a_phone_cancellation_lands_on_thursday_and_shows_in_the_calendar() {
         "mensa_calls_total 1",
         "mensa_calls_active 0",
         "mensa_operations_total{channel=\"phone\"} 1",
+        // 5 8 2 1 3 # 1, each counted once on the path that carried it.
+        "mensa_dtmf_keys_total{source=\"rfc4733\"} 7",
+        "mensa_dtmf_keys_total{source=\"inband\"} 0",
     ] {
         assert!(metrics.contains(line), "no {line:?} in {metrics}");
     }
@@ -295,7 +298,7 @@ fn a_phone_cancellation_lands_on_thursday_and_shows_in_the_calendar() {
 
 #[test]
 fn keys_as_in_band_tones_ask_for_a_plain_meal() {
-    let Outcome { dir, .. } = call(
+    let Outcome { dir, metrics, .. } = call(
         "2026-12-07 19:00",
         "31050-31099",
         KeyPath::InBand,
@@ -304,11 +307,13 @@ fn keys_as_in_band_tones_ask_for_a_plain_meal() {
     );
     let day = calendar_day(&db_of(&dir), "100234", "2026-12-10");
     assert_eq!(day["status"], "plain_meal", "{day}");
+    let inband = "mensa_dtmf_keys_total{source=\"inband\"} 7";
+    assert!(metrics.contains(inband), "no {inband:?} in {metrics}");
 }
 
 #[test]
 fn keys_as_sip_info_cancel_too() {
-    let Outcome { dir, .. } = call(
+    let Outcome { dir, metrics, .. } = call(
         "2026-12-07 19:00",
         "31100-31149",
         KeyPath::SipInfo,
@@ -317,6 +322,8 @@ fn keys_as_sip_info_cancel_too() {
     );
     let day = calendar_day(&db_of(&dir), "100234", "2026-12-10");
     assert_eq!(day["status"], "absent", "{day}");
+    let info = "mensa_dtmf_keys_total{source=\"sip_info\"} 7";
+    assert!(metrics.contains(info), "no {info:?} in {metrics}");
 }
 
 #[test]

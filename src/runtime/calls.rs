@@ -73,7 +73,7 @@ use super::ports::PortPool;
 use super::sip::{Command as SipCommand, SipServer, spawn as spawn_sip};
 use crate::ivr::{Lang, PromptId};
 use crate::media::dtmf::Key;
-use crate::media::dtmf::merge::KeyEvent;
+use crate::media::dtmf::merge::{KeyEvent, Source};
 use crate::media::g711::Law;
 use crate::media::pacing::Lateness;
 use crate::media::playout::Prompt;
@@ -102,8 +102,9 @@ pub struct CallInfo {
 pub enum CallEvent {
     /// A key went down (RFC 4733 begin, tone onset, INFO): barge-in.
     KeyDown(Key),
-    /// A key was pressed, once, whichever paths reported it.
-    Key(Key),
+    /// A key was pressed, once, whichever paths reported it; the path
+    /// that heard it first.
+    Key(Key, Source),
     /// The `Play` with this id played to its end.
     PlayFinished(u64),
     /// The call is over (the caller hung up, or after our `HangUp`);
@@ -509,7 +510,7 @@ impl Controller {
         };
         let event = match report {
             MediaReport::Key(KeyEvent::Down { key, .. }) => CallEvent::KeyDown(key),
-            MediaReport::Key(KeyEvent::Pressed { key, .. }) => CallEvent::Key(key),
+            MediaReport::Key(KeyEvent::Pressed { key, source, .. }) => CallEvent::Key(key, source),
             MediaReport::PlayFinished(id) => CallEvent::PlayFinished(id),
             MediaReport::Inactive => {
                 tracing::info!(%call, "no RTP from the caller; hanging up");

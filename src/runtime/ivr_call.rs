@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use super::calls::{CallCommand, CallEvent, CallHandle, CallInfo, CallLogic};
 use super::ivr_actions::{IvrActions, redact_number};
 use crate::api::Metrics;
@@ -66,9 +68,13 @@ impl CallLogic for IvrCallLogic {
         let store = self.store.clone();
         let clock = self.clock.clone();
         let metrics = self.metrics.clone();
-        tokio::spawn(async move {
+        // Every line the call's task logs names the call (its SIP Call-ID
+        // is the id operators grep for).
+        let span = tracing::info_span!("call", id = %call.id);
+        tokio::spawn(
+            async move {
             metrics.call_started();
-            let record = run_call(plan, actions, clock, call, handle).await;
+            let record = run_call(plan, actions, clock, &metrics, call, handle).await;
             metrics.call_ended();
             for _ in record
                 .operations
@@ -80,7 +86,9 @@ impl CallLogic for IvrCallLogic {
             if let Err(e) = store.record_call(&stored_call(&record)).await {
                 tracing::error!(error = %e, called = %record.called, "the call record was not stored");
             }
-        });
+        }
+            .instrument(span),
+        );
     }
 }
 
@@ -88,6 +96,7 @@ async fn run_call(
     plan: Arc<Dialplan>,
     actions: Arc<IvrActions>,
     clock: Arc<dyn Clock>,
+    metrics: &Metrics,
     call: CallInfo,
     mut handle: CallHandle,
 ) -> crate::ivr::CallRecord {
@@ -119,7 +128,10 @@ async fn run_call(
         let input = tokio::select! {
             event = handle.recv() => match event {
                 Some(CallEvent::KeyDown(_)) => Some(Input::KeyDown),
-                Some(CallEvent::Key(key)) => Key::from_char(key.as_char()).map(Input::Key),
+                Some(CallEvent::Key(key, source)) => {
+                    metrics.count_dtmf(source.label());
+                    Key::from_char(key.as_char()).map(Input::Key)
+                }
                 Some(CallEvent::PlayFinished(id)) => Some(Input::PromptFinished(PlaybackId(id))),
                 Some(CallEvent::Ended(_)) | None => {
                     hung_up_by_caller = true;

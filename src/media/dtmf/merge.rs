@@ -33,6 +33,15 @@ pub enum Source {
 }
 
 impl Source {
+    /// The label of the `mensa_dtmf_keys_total{source}` metric.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::TelephoneEvent => "rfc4733",
+            Source::Inband => "inband",
+            Source::Info => "sip_info",
+        }
+    }
+
     fn bit(self) -> u8 {
         match self {
             Source::TelephoneEvent => 1,
@@ -76,6 +85,8 @@ pub enum KeyEvent {
         key: Key,
         begin: Instant,
         duration: Duration,
+        /// The path that heard the press first (the metric counts it there).
+        source: Source,
     },
 }
 
@@ -89,6 +100,8 @@ const FORGET_AFTER: Duration = Duration::from_secs(2);
 
 struct Press {
     key: Key,
+    /// The source that opened the press.
+    first: Source,
     sources: u8,
     /// Sources that reported the end.
     ended: u8,
@@ -182,6 +195,7 @@ impl KeyMerger {
     fn open(&mut self, source: Source, key: Key, at: Instant) -> usize {
         self.presses.push_back(Press {
             key,
+            first: source,
             sources: source.bit(),
             ended: 0,
             begin: at,
@@ -206,6 +220,7 @@ impl KeyMerger {
             key: p.key,
             begin: p.begin,
             duration,
+            source: p.first,
         });
     }
 

@@ -131,3 +131,27 @@ fn d_old_presses_are_forgotten() {
     assert!(m.m.presses.len() <= 3);
     assert_eq!(m.out().1.len(), 100);
 }
+
+#[test]
+fn a_press_heard_twice_is_credited_to_the_path_that_heard_it_first() {
+    use Source::*;
+    let sources = |m: &mut M| {
+        let mut v = Vec::new();
+        while let Some(e) = m.m.poll_event() {
+            if let KeyEvent::Pressed { source, .. } = e {
+                v.push(source);
+            }
+        }
+        v
+    };
+    let mut m = M::new();
+    m.begin(Inband, '7', 0);
+    m.begin(TelephoneEvent, '7', 15);
+    m.end(TelephoneEvent, '7', 15, 90);
+    m.end(Inband, '7', 0, 110);
+    m.info('7', 60);
+    assert_eq!(sources(&mut m), vec![Inband]);
+    m.info('8', 1_000);
+    m.press(TelephoneEvent, '8', 1_050, 80);
+    assert_eq!(sources(&mut m), vec![Info]);
+}
