@@ -125,6 +125,7 @@ fn main() {
             ..SessionConfig::default()
         },
         tickers: 0,
+        overload_lateness: None,
         shutdown_grace: Duration::from_secs(1),
     };
     let mut endpoint = EndpointConfig::demo("127.0.0.1:5060".parse().expect("addr"), 3);

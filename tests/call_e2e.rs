@@ -84,6 +84,7 @@ fn a_call_with_keys_from_three_paths_and_a_steady_prompt() {
             ..SessionConfig::default()
         },
         tickers: 2,
+        overload_lateness: None,
         shutdown_grace: Duration::from_secs(1),
     };
     let endpoint = EndpointConfig::demo("127.0.0.1:5060".parse().unwrap(), 42);

@@ -2,7 +2,9 @@
 //! an exhausted RTP port range is a 503, silence from the caller ends the
 //! call, a re-INVITE holds and moves the media, a late offer's media
 //! follows the answer in the ACK, and a graceful shutdown
-//! drains (503), lets calls go on for the grace period, then hangs up.
+//! drains (503), lets calls go on for the grace period, then hangs up; a
+//! node whose media falls behind sheds new calls (503) and keeps the
+//! calls it has.
 #![allow(clippy::unwrap_used)] // test code may unwrap (STYLE.md)
 
 use std::net::UdpSocket;
@@ -44,8 +46,19 @@ fn runtime(
     pairs: u16,
     inactivity: Duration,
 ) -> (tokio::runtime::Runtime, CallServer, (u16, u16)) {
+    shedding_runtime(slot, pairs, inactivity, None)
+}
+
+/// The same, shedding new calls when frames leave later than `overload`.
+fn shedding_runtime(
+    slot: u16,
+    pairs: u16,
+    inactivity: Duration,
+    overload: Option<Duration>,
+) -> (tokio::runtime::Runtime, CallServer, (u16, u16)) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let low = 50_000 + (std::process::id() % 100) as u16 * 80 + slot * 20;
+    // Six slots of up to ten pairs per test process.
+    let low = 50_000 + (std::process::id() % 100) as u16 * 120 + slot * 20;
     let ports = (low, low + 2 * pairs - 1);
     let config = CallsConfig {
         sip_listen: "127.0.0.1:0".parse().unwrap(),
@@ -57,6 +70,7 @@ fn runtime(
             ..SessionConfig::default()
         },
         tickers: 1,
+        overload_lateness: overload,
         shutdown_grace: Duration::from_secs(1),
     };
     let endpoint = EndpointConfig::demo("127.0.0.1:5060".parse().unwrap(), 5);
@@ -226,6 +240,50 @@ fn late_offer_media_follows_the_answer_in_the_ack() {
     );
     a.request("ACK", 1, "", &answer);
     assert!(count_rtp(&media, Duration::from_millis(300)) >= 10);
+    assert!(a.bye().starts_with("SIP/2.0 200"));
+    rt.block_on(server.shutdown());
+}
+
+#[test]
+fn media_falling_behind_sheds_new_calls_and_keeps_the_call_in_progress() {
+    // A threshold no ticker can meet (1 ns): as soon as the first call's
+    // frames are judged (a second with 50 frames or more), the node is
+    // "overloaded". What this checks is the wiring: the tickers' lateness
+    // reaches the guard, the guard reaches SIP, SIP answers 503, and the
+    // call in progress keeps its media.
+    let (rt, server, _) =
+        shedding_runtime(5, 4, Duration::from_secs(30), Some(Duration::from_nanos(1)));
+    let addr = server.sip_addr;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut a = Uac::new(addr, "first");
+    let ok = a.call(&offer(
+        media.local_addr().unwrap().port(),
+        1,
+        "sendrecv",
+        "127.0.0.1",
+    ));
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let mut refused = None;
+    for attempt in 0..10 {
+        std::thread::sleep(Duration::from_millis(500));
+        let ping = Uac::new(addr, &format!("ping{attempt}"));
+        ping.request("OPTIONS", 1, "", "");
+        if ping.final_response("OPTIONS").starts_with("SIP/2.0 503") {
+            let mut late = Uac::new(addr, &format!("late{attempt}"));
+            refused = Some(late.call(&offer(9020, 1, "sendrecv", "127.0.0.1")));
+            break;
+        }
+    }
+    let refused = refused.expect("OPTIONS got 503 within 5 s of the first frames");
+    assert!(refused.starts_with("SIP/2.0 503"), "{refused}");
+    assert!(refused.contains("Retry-After:"), "{refused}");
+    // The call in progress still hears its stream (50 frames a second),
+    // counted after what queued up so far is thrown away.
+    media.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1500];
+    while media.recv_from(&mut buf).is_ok() {}
+    media.set_nonblocking(false).unwrap();
+    assert!(count_rtp(&media, Duration::from_millis(500)) >= 20);
     assert!(a.bye().starts_with("SIP/2.0 200"));
     rt.block_on(server.shutdown());
 }

@@ -26,6 +26,7 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod overload;
 pub mod pacing;
 pub mod pcap;
 pub mod playout;

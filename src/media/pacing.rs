@@ -129,6 +129,37 @@ impl Lateness {
         self.max
     }
 
+    /// Adds `other`'s samples: several tickers as one figure.
+    pub fn merge(&mut self, other: &Lateness) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.max = self.max.max(other.max);
+    }
+
+    /// The samples recorded since `earlier`, an older snapshot of this
+    /// same histogram: the lateness of one window. Its `max` is the upper
+    /// edge of its highest bucket (the exact maximum is not kept per
+    /// window).
+    pub fn since(&self, earlier: &Lateness) -> Lateness {
+        let buckets: Vec<u64> = self
+            .buckets
+            .iter()
+            .zip(&earlier.buckets)
+            .map(|(now, then)| now.saturating_sub(*then))
+            .collect();
+        let max = buckets
+            .iter()
+            .rposition(|n| *n > 0)
+            .map_or(Duration::ZERO, |i| (BUCKET * (i as u32 + 1)).min(self.max));
+        Lateness {
+            count: buckets.iter().sum(),
+            buckets,
+            max,
+        }
+    }
+
     /// Upper edge of the bucket holding quantile `q` (0..=1).
     pub fn quantile(&self, q: f64) -> Duration {
         let want = (self.count as f64 * q).ceil().max(1.0) as u64;
@@ -165,6 +196,31 @@ mod tests {
         assert!(p.is_empty());
         assert_eq!(p.lateness().count(), 2);
         assert_eq!(p.lateness().max(), Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_window_is_the_difference_of_two_snapshots() {
+        let ms = Duration::from_millis;
+        let mut a = Lateness::default();
+        for _ in 0..100 {
+            a.record(ms(30));
+        }
+        let before = a.clone();
+        for _ in 0..99 {
+            a.record(Duration::from_micros(50));
+        }
+        a.record(ms(2));
+        let window = a.since(&before);
+        assert_eq!(window.count(), 100);
+        // The old 30 ms samples are not in the window.
+        assert_eq!(window.quantile(0.99), Duration::from_micros(60));
+        assert_eq!(window.max(), Duration::from_micros(2010));
+        let mut other = Lateness::default();
+        other.record(ms(40));
+        let mut both = window.clone();
+        both.merge(&other);
+        assert_eq!((both.count(), both.max()), (101, ms(40)));
+        assert_eq!(Lateness::default().since(&Lateness::default()).count(), 0);
     }
 
     #[test]

@@ -75,6 +75,7 @@ use crate::ivr::{Lang, PromptId};
 use crate::media::dtmf::Key;
 use crate::media::dtmf::merge::{KeyEvent, Source};
 use crate::media::g711::Law;
+use crate::media::overload::OverloadGuard;
 use crate::media::pacing::Lateness;
 use crate::media::playout::Prompt;
 use crate::media::prompts::PromptLibrary;
@@ -179,6 +180,9 @@ pub struct CallsConfig {
     pub session: SessionConfig,
     /// Media ticker threads (0: one per core).
     pub tickers: usize,
+    /// Shed new calls (503) when a second's send lateness p99 exceeds
+    /// this (`media::overload`); `None`: never.
+    pub overload_lateness: Option<Duration>,
     /// How long calls may go on after a shutdown starts.
     pub shutdown_grace: Duration,
 }
@@ -245,7 +249,13 @@ pub async fn start(
     let media = MediaEngine::start(tickers, config.session.clone(), report_tx)?;
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (command_tx, command_rx) = mpsc::unbounded_channel();
+    let overload = config.overload_lateness.map(|threshold| Overload {
+        guard: OverloadGuard::new(threshold),
+        seen: Lateness::default(),
+        waited: false,
+    });
     let control = Controller {
+        overload,
         pool,
         config,
         sip,
@@ -284,7 +294,19 @@ struct Controller {
     /// Ended calls whose sockets the media ticker is closing.
     closing: HashMap<CallId, u16>,
     command_tx: mpsc::UnboundedSender<(CallId, CallCommand)>,
+    overload: Option<Overload>,
 }
+
+/// Load shedding from the tickers' lateness, checked every second.
+struct Overload {
+    guard: OverloadGuard,
+    /// All tickers' lateness at the last check.
+    seen: Lateness,
+    /// The last check found nothing new published.
+    waited: bool,
+}
+
+const OVERLOAD_CHECK: Duration = Duration::from_secs(1);
 
 /// After `hang_up_all`, how long to wait for the BYEs' `CallEnded`.
 const HANG_UP_WAIT: Duration = Duration::from_secs(5);
@@ -299,6 +321,8 @@ impl Controller {
         // Shutdown phases: grace deadline, then the hang-up deadline.
         let mut draining: Option<tokio::time::Instant> = None;
         let mut hung_up = false;
+        let mut overload_check = tokio::time::interval(OVERLOAD_CHECK);
+        overload_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if draining.is_some() && self.calls.is_empty() {
                 break;
@@ -316,6 +340,7 @@ impl Controller {
                 },
                 Some((id, command)) = commands.recv() => self.logic_command(id, command),
                 Some((id, report)) = reports.recv() => self.media_report(id, report),
+                _ = overload_check.tick(), if self.overload.is_some() => self.check_overload(),
                 message = control.recv() => match message {
                     Some(Control::Stats(reply)) => {
                         let _ = reply.send(Stats {
@@ -496,6 +521,44 @@ impl Controller {
                 let _ = self.sip.commands.send(SipCommand::HangUp { call });
             }
         }
+    }
+
+    /// Feeds the last second's lateness to the guard; tells SIP when the
+    /// node starts or stops shedding new calls.
+    fn check_overload(&mut self) {
+        let Some(overload) = &mut self.overload else {
+            return;
+        };
+        let mut all = Lateness::default();
+        for shard in self.media.lateness() {
+            all.merge(&shard);
+        }
+        if all.count() == overload.seen.count() && !self.calls.is_empty() && !overload.waited {
+            // The tickers publish every second too: wait for their next
+            // copy rather than judge an empty window. Only once, since
+            // calls on hold send nothing and must not freeze the guard.
+            overload.waited = true;
+            return;
+        }
+        overload.waited = false;
+        let window = all.since(&overload.seen);
+        overload.seen = all;
+        match overload.guard.observe(&window) {
+            Some(true) => tracing::warn!(
+                calls = self.calls.len(),
+                p99 = ?window.quantile(0.99),
+                "media falling behind: new calls get 503 until it recovers"
+            ),
+            Some(false) => tracing::info!(
+                calls = self.calls.len(),
+                "media on time again: taking new calls"
+            ),
+            None => return,
+        }
+        let _ = self
+            .sip
+            .commands
+            .send(SipCommand::Overloaded(overload.guard.is_overloaded()));
     }
 
     fn media_report(&mut self, call: CallId, report: MediaReport) {

@@ -9,6 +9,8 @@
 //! rtcp_interval_secs = 5
 //! tickers = 0                    # media ticker threads; 0 = one per core
 //! prompts = "prompts"            # the prompt folder (prompts/<lang>/)
+//! overload_lateness_ms = 10      # shed new calls (503) when frames leave
+//!                                # this late (p99 of a second); 0 = never
 //! [shutdown]
 //! grace_secs = 60                # calls may finish this long after SIGTERM
 //! [ivr]
@@ -79,6 +81,7 @@ pub struct MediaSettings {
     pub rtcp_interval_secs: u64,
     pub tickers: usize,
     pub prompts: PathBuf,
+    pub overload_lateness_ms: u64,
 }
 
 impl Default for MediaSettings {
@@ -89,6 +92,7 @@ impl Default for MediaSettings {
             rtcp_interval_secs: 5,
             tickers: 0,
             prompts: PathBuf::from("prompts"),
+            overload_lateness_ms: 10,
         }
     }
 }
@@ -138,6 +142,8 @@ pub enum ConfigError {
     RtcpInterval,
     #[error("media.tickers must be at most 64")]
     Tickers,
+    #[error("media.overload_lateness_ms must be at most 1000 (0 turns shedding off)")]
+    OverloadLateness,
     #[error("shutdown.grace_secs must be at most 86400")]
     Grace,
 }
@@ -195,6 +201,9 @@ impl ServeSettings {
         if m.tickers > 64 {
             return Err(ConfigError::Tickers);
         }
+        if m.overload_lateness_ms > 1000 {
+            return Err(ConfigError::OverloadLateness);
+        }
         if self.shutdown.grace_secs > 86_400 {
             return Err(ConfigError::Grace);
         }
@@ -213,6 +222,8 @@ impl ServeSettings {
                 rtp_ports,
                 session,
                 tickers: m.tickers,
+                overload_lateness: (m.overload_lateness_ms > 0)
+                    .then(|| Duration::from_millis(m.overload_lateness_ms)),
                 shutdown_grace: Duration::from_secs(self.shutdown.grace_secs),
             },
             prompts: m.prompts.clone(),

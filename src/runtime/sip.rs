@@ -41,6 +41,8 @@ pub enum Command {
     },
     /// Graceful shutdown on (SIGTERM) or off.
     Drain(bool),
+    /// Load shedding on or off (the media tickers fell behind).
+    Overloaded(bool),
     /// The shutdown grace period is over: end every call.
     HangUpAll,
 }
@@ -118,6 +120,7 @@ async fn drive(
                     Command::Reject { call, status } => endpoint.reject(now, call, status),
                     Command::HangUp { call } => endpoint.hang_up(now, call),
                     Command::Drain(on) => { endpoint.set_draining(on); Ok(()) }
+                    Command::Overloaded(on) => { endpoint.set_overloaded(on); Ok(()) }
                     Command::HangUpAll => { endpoint.hang_up_all(now); Ok(()) }
                 };
                 if let Err(e) = result {

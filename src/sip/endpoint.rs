@@ -129,6 +129,8 @@ pub struct Endpoint {
     rng: u64,
     pub(crate) next_call: u64,
     pub(crate) draining: bool,
+    /// Shedding load (the media tickers fell behind): like draining for new calls.
+    pub(crate) overloaded: bool,
     pub(crate) transactions: HashMap<TransactionKey, ServerTransaction>,
     pub(crate) dialogs: HashMap<CallId, Dialog>,
     /// (Call-ID, our tag) → call, for in-dialog requests (§12.2.2).
@@ -155,6 +157,7 @@ impl Endpoint {
             config,
             next_call: 1,
             draining: false,
+            overloaded: false,
             transactions: HashMap::new(),
             dialogs: HashMap::new(),
             by_tag: HashMap::new(),
@@ -171,6 +174,12 @@ impl Endpoint {
     /// Graceful shutdown: new INVITEs and OPTIONS get 503; calls go on.
     pub fn set_draining(&mut self, draining: bool) {
         self.draining = draining;
+    }
+
+    /// Load shedding on or off (`media::overload`): new INVITEs and
+    /// OPTIONS get 503 while on; calls in progress go on.
+    pub fn set_overloaded(&mut self, overloaded: bool) {
+        self.overloaded = overloaded;
     }
 
     /// End of a graceful shutdown's grace period: every call is ended as
@@ -512,11 +521,7 @@ impl Endpoint {
             Method::Options => {
                 // Kamailio's dispatcher and trunks probe with OPTIONS; 503
                 // tells a balancer to move on.
-                let status = if self.draining || self.at_capacity() {
-                    503
-                } else {
-                    200
-                };
+                let status = if self.refusing_new_calls() { 503 } else { 200 };
                 let headers = [
                     ("Allow", ALLOW.to_owned()),
                     ("Accept", ACCEPT.to_owned()),
@@ -613,6 +618,11 @@ impl Endpoint {
 
     pub(crate) fn at_capacity(&self) -> bool {
         self.dialogs.len() >= self.config.max_concurrent_calls
+    }
+
+    /// Draining, shedding load or full: a new call would get 503.
+    pub(crate) fn refusing_new_calls(&self) -> bool {
+        self.draining || self.overloaded || self.at_capacity()
     }
 
     /// Our Contact for a dialog on `transport` (§8.1.1.8): over TCP the

@@ -155,7 +155,7 @@ impl Endpoint {
             self.recent_invites.pop_front();
         }
         let over_rate = self.recent_invites.len() >= self.config.max_calls_per_second as usize;
-        if self.draining || self.at_capacity() || over_rate {
+        if self.refusing_new_calls() || over_rate {
             return Err((503, vec![("Retry-After", "5".to_owned())]));
         }
         // The Request-URI's number, else To's (RFC 3261 §8.2.2.1 lets a UAS

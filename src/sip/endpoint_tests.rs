@@ -990,3 +990,35 @@ proptest::proptest! {
         h.advance(Duration::from_secs(100));
     }
 }
+
+#[test]
+fn overloaded_sheds_new_calls_and_probes_until_cleared() {
+    let mut h = Harness::new(config());
+    let (_call, _) = established_call(&mut h);
+    h.ep.set_overloaded(true);
+    let new_invite = |n: u32| {
+        request("INVITE", &format!("n{n}"), 1, "", "", SDP).replace("c1@", &format!("c{n}@"))
+    };
+    let refused = h.send(&new_invite(7));
+    assert_eq!(statuses(&refused), vec![503]);
+    assert!(
+        text(&refused[0]).contains("Retry-After: 5"),
+        "{}",
+        text(&refused[0])
+    );
+    assert_eq!(
+        statuses(&h.send(&request("OPTIONS", "o1", 1, "", "", ""))),
+        vec![503]
+    );
+    assert_eq!(h.ep.active_calls(), 1, "the call in progress goes on");
+    h.ep.set_overloaded(false);
+    assert_eq!(
+        statuses(&h.send(&request("OPTIONS", "o2", 2, "", "", ""))),
+        vec![200]
+    );
+    let _ = h.send(&new_invite(8));
+    assert!(
+        matches!(h.take_events().as_slice(), [Event::IncomingCall { .. }]),
+        "calls are taken again"
+    );
+}
