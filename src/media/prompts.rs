@@ -22,7 +22,7 @@ const EXTENSIONS: [&str; 6] = ["wav", "flac", "mp3", "ogg", "oga", "wave"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
-    #[error("prompt folder {path}: {source}")]
+    #[error("prompt folder {path}")]
     Folder {
         path: PathBuf,
         source: std::io::Error,

@@ -167,7 +167,7 @@ impl IvrActions {
 /// Why a dialplan cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DialplanError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -191,7 +191,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 pub enum VoiceLineError {
     #[error(transparent)]
     Dialplan(#[from] super::ivr_actions::DialplanError),
-    #[error("dialplan {dialplan}: {source}")]
+    #[error("dialplan {dialplan}")]
     Prompt {
         dialplan: String,
         source: crate::media::prompts::PromptError,
