@@ -78,7 +78,19 @@ impl SendMode {
     /// io_uring if this kernel lets the process use it (and has
     /// `IORING_OP_SENDMSG`), else `SendTo`. Logs the choice.
     pub fn detect() -> SendMode {
-        match probe() {
+        // On a throwaway thread: tearing a ring down queues kernel task
+        // work on the thread that created it, which interrupts a blocking
+        // syscall there with EINTR (a socket read with a timeout does not
+        // restart). The caller's thread must not pay for our probe.
+        let probed = std::thread::Builder::new()
+            .name("io_uring-probe".into())
+            .spawn(probe)
+            .map_err(io::Error::other)
+            .and_then(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("io_uring probe panicked")))
+            });
+        match probed {
             Ok(()) => {
                 tracing::info!("media sends batched through io_uring, one submit per tick");
                 SendMode::Uring
