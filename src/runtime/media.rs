@@ -16,7 +16,7 @@
 //!
 //! Deadlines are absolute (`start + n·ptime` inside the session, served by
 //! [`Pacer`]), so a late wake-up never accumulates drift. A wake-up serves
-//! every deadline up to [`EARLY`] (0.5 ms) ahead, so tickers wake less
+//! every deadline up to `EARLY` (0.5 ms) ahead, so tickers wake less
 //! often with more packets per batch; packets leave up to that much early,
 //! never late by design (docs/decisions.md). Each call is
 //! pinned to one shard (by call id), so a session is only ever touched by
@@ -119,7 +119,7 @@ struct Shard {
     published: Arc<Mutex<Published>>,
 }
 
-/// A ticker's figures, copied out every [`PUBLISH_EVERY`].
+/// A ticker's figures, copied out every `PUBLISH_EVERY`.
 #[derive(Clone, Default)]
 struct Published {
     lateness: Lateness,
