@@ -2,11 +2,13 @@
 //! loopback: SIP INVITE/ACK from a load generator in the same process (one
 //! UDP socket), every call's RTP paced by the media ticker threads and sent
 //! to a sink, optionally RTP from the "callers" too. Prints the tickers'
-//! lateness (deadline → frame taken), CPU of the media threads and of the
-//! whole process, and memory per call.
+//! send lateness (deadline → datagram handed to the kernel), CPU of the
+//! media threads and of the whole process, and memory per call.
 //!
 //! `cargo bench --bench calls -- [calls] [seconds] [rtp]`
 //! (`rtp`: the generator also sends each call a packet every 20 ms).
+//! The media engine sends through io_uring where the kernel allows it;
+//! `MENSA_MEDIA_SEND=sendto` (or `uring`) forces the path.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 use mensa::media::prompts::PromptLibrary;
 use mensa::media::session::SessionConfig;
 use mensa::runtime::calls::{CallEvent, CallHandle, CallInfo, CallLogic, CallsConfig, start};
+use mensa::runtime::media::SEND_MODE_ENV;
+use mensa::runtime::udp_batch::SendMode;
 use mensa::sip::config::EndpointConfig;
 
 /// Listens until the call ends.
@@ -222,11 +226,17 @@ fn main() {
         setup_time.as_secs_f64(),
         if caller_rtp { "yes" } else { "no" }
     );
+    // What `MediaEngine::start` chose, by the same rule.
+    let mode = match std::env::var(SEND_MODE_ENV).ok().as_deref() {
+        Some("sendto") => SendMode::SendTo,
+        _ => SendMode::detect(),
+    };
     println!(
-        "  runtime: {} calls, {} RTP pairs free; {} media ticker threads",
+        "  runtime: {} calls, {} RTP pairs free; {} media ticker threads sending with {}",
         after.calls,
         after.ports_free,
-        after.lateness.len()
+        after.lateness.len(),
+        mode.name()
     );
     let media_cpu = (media1 - media0).as_secs_f64();
     let all_cpu = (cpu1 - cpu0).as_secs_f64();
@@ -239,7 +249,7 @@ fn main() {
     );
     for (i, (l, b)) in after.lateness.iter().zip(&before.lateness).enumerate() {
         println!(
-            "  ticker {i}: lateness p50 {:?} p99 {:?} max {:?} over {} frames ({} during setup)",
+            "  ticker {i}: send lateness p50 {:?} p99 {:?} max {:?} over {} frames ({} during setup)",
             l.quantile(0.5),
             l.quantile(0.99),
             l.max(),

@@ -1,9 +1,20 @@
 //! Playout engine at scale: N simultaneous RTP sessions (default 5000)
 //! playing a shared prompt, paced by one ticker thread per core over the
-//! sans-IO `Pacer`, sending real UDP to a sink on loopback. Prints CPU per
-//! stream, send-time lateness p50/p99/max and memory per call.
+//! sans-IO `Pacer`, each call sending real UDP from its own RTP and RTCP
+//! sockets (as the runtime does) to a sink on loopback. Prints CPU per
+//! stream, send lateness (deadline → datagram handed to the kernel)
+//! p50/p99/max and memory per call, for each send path.
 //!
-//! `cargo bench --bench playout -- [streams] [seconds] [nosend]`
+//! `cargo bench --bench playout -- [streams] [seconds] [both|uring|sendto|nosend] [early µs]`
+//!
+//! `both` (the default) runs `sendto` (one syscall per packet) and then
+//! `uring` (runtime::udp_batch: one io_uring_enter per tick), each for
+//! `seconds`; `nosend` builds every packet and skips the syscall.
+//!
+//! `early` (default 500, as `runtime::media`): each wake-up also serves the
+//! deadlines of the next `early` µs (sent up to that much before their
+//! deadline, never after), so a ticker wakes less often with more packets
+//! per wake; 0 serves exactly what is due (the engine before).
 
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -13,8 +24,9 @@ use mensa::media::g711::Law;
 use mensa::media::pacing::{Lateness, Pacer};
 use mensa::media::playout::Prompt;
 use mensa::media::session::{
-    AudioCodec, MediaParams, RtpSession, SessionConfig, SessionSeed, TelephoneEvent,
+    AudioCodec, Channel, MediaParams, RtpSession, SessionConfig, SessionSeed, TelephoneEvent,
 };
+use mensa::runtime::udp_batch::{DEFAULT_SLOTS, SendMode, UdpBatch};
 
 fn proc_field(file: &str, index: usize) -> u64 {
     std::fs::read_to_string(file)
@@ -47,6 +59,12 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Send(SendMode),
+    NoSend,
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -54,15 +72,27 @@ fn main() {
         .collect();
     let streams: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5000);
     let seconds: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10);
-    // "nosend": build every packet but skip the syscall (the engine alone).
-    let send = args.get(2).map(String::as_str) != Some("nosend");
+    let paths = match args.get(2).map(String::as_str) {
+        None | Some("both") => vec![Path::Send(SendMode::SendTo), Path::Send(SendMode::Uring)],
+        Some("nosend") => vec![Path::NoSend],
+        Some(m) => match SendMode::parse(m) {
+            Some(mode) => vec![Path::Send(mode)],
+            None => {
+                eprintln!("usage: playout [streams] [seconds] [both|uring|sendto|nosend]");
+                std::process::exit(2);
+            }
+        },
+    };
+    if paths.contains(&Path::Send(SendMode::Uring)) && SendMode::detect() != SendMode::Uring {
+        println!("io_uring unavailable here: the uring run falls back to sendto");
+    }
+    let early = Duration::from_micros(args.get(3).and_then(|a| a.parse().ok()).unwrap_or(500));
     let tickers = std::thread::available_parallelism().map_or(2, |n| n.get());
 
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
     let sink_addr = sink.local_addr().expect("sink address");
     // The sink only holds the port open: the kernel drops what overflows
     // its buffer, so the figures are the sender's alone.
-    let _sink = sink;
 
     // A 3 s prompt, shared by every call.
     let tone: Vec<i16> = (0..24_000)
@@ -70,9 +100,36 @@ fn main() {
         .collect();
     let prompt = Arc::new(Prompt::from_samples("bench", &tone));
 
+    for path in paths {
+        run(streams, seconds, tickers, path, early, sink_addr, &prompt);
+    }
+    drop(sink);
+}
+
+/// One call of the bench: its session and its two sockets.
+struct Stream {
+    session: RtpSession,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+fn run(
+    streams: usize,
+    seconds: u64,
+    tickers: usize,
+    path: Path,
+    early: Duration,
+    sink_addr: std::net::SocketAddr,
+    prompt: &Arc<Prompt>,
+) {
+    let socket = || {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind a call's socket");
+        s.set_nonblocking(true).expect("non-blocking");
+        s
+    };
     let rss_before = rss();
-    let start = Instant::now();
-    let mut shards: Vec<Vec<RtpSession>> = (0..tickers).map(|_| Vec::new()).collect();
+    let start = Instant::now() + Duration::from_millis(200);
+    let mut shards: Vec<Vec<Stream>> = (0..tickers).map(|_| Vec::new()).collect();
     for i in 0..streams {
         let params = MediaParams {
             codec: AudioCodec {
@@ -99,7 +156,11 @@ fn main() {
         for _ in 0..(seconds / 3 + 1) {
             s.play(prompt.clone());
         }
-        shards[i % tickers].push(s);
+        shards[i % tickers].push(Stream {
+            session: s,
+            rtp: socket(),
+            rtcp: socket(),
+        });
     }
     let rss_after = rss();
     let cpu0 = cpu_time();
@@ -108,16 +169,22 @@ fn main() {
         .into_iter()
         .map(|mut calls| {
             std::thread::spawn(move || {
-                let socket = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+                let mode = match path {
+                    Path::Send(mode) => mode,
+                    Path::NoSend => SendMode::SendTo,
+                };
+                let mut batch = UdpBatch::new(mode, DEFAULT_SLOTS);
+                let per_packet = batch.mode() == SendMode::SendTo;
                 let mut pacer = Pacer::new();
                 for (k, c) in calls.iter().enumerate() {
-                    if let Some(t) = c.poll_timeout() {
+                    if let Some(t) = c.session.poll_timeout() {
                         pacer.schedule(k, t);
                     }
                 }
                 let end = start + Duration::from_secs(seconds);
                 let mut late = Lateness::default();
-                let mut sent = 0u64;
+                let mut built = 0u64;
+                let mut due = Vec::new();
                 while let Some(next) = pacer.next_deadline() {
                     if next > end {
                         break;
@@ -128,42 +195,81 @@ fn main() {
                     }
                     let now = Instant::now();
                     while let Some(deadline) = pacer.next_deadline() {
-                        let Some(k) = pacer.pop_due(now) else { break };
+                        let Some(k) = pacer.pop_due(now + early) else {
+                            break;
+                        };
                         let c = &mut calls[k];
-                        c.handle_timeout(now);
-                        while let Some(tx) = c.poll_transmit() {
-                            if !send || socket.send_to(&tx.payload, tx.destination).is_ok() {
-                                sent += 1;
+                        // A session served early sees its deadline as the
+                        // time (never earlier than before: deadlines and
+                        // `now` only grow).
+                        c.session.handle_timeout(now.max(deadline));
+                        while let Some(tx) = c.session.poll_transmit() {
+                            built += 1;
+                            if path == Path::NoSend {
+                                late.record(Instant::now().saturating_duration_since(deadline));
+                                continue;
                             }
-                            late.record(Instant::now().saturating_duration_since(deadline));
+                            let socket = match tx.channel {
+                                Channel::Rtp => &c.rtp,
+                                Channel::Rtcp => &c.rtcp,
+                            };
+                            batch.send(socket, tx.payload, tx.destination, k as u64);
+                            if per_packet {
+                                late.record(Instant::now().saturating_duration_since(deadline));
+                            } else {
+                                due.push(deadline);
+                            }
                         }
-                        while c.poll_event().is_some() {}
-                        if let Some(t) = c.poll_timeout() {
+                        while c.session.poll_event().is_some() {}
+                        if let Some(t) = c.session.poll_timeout() {
                             pacer.schedule(k, t);
                         }
                     }
+                    batch.flush();
+                    let sent = Instant::now();
+                    for deadline in due.drain(..) {
+                        late.record(sent.saturating_duration_since(deadline));
+                    }
                 }
-                (late, sent)
+                batch.complete_all();
+                let st = batch.stats();
+                (late, built, st, batch.mode())
             })
         })
         .collect();
     let mut all = Vec::new();
-    let mut sent = 0;
+    let (mut built, mut sent, mut dropped, mut failed, mut submits) = (0, 0, 0, 0, 0);
+    let mut used = None;
     for h in handles {
-        let (l, s) = h.join().expect("ticker thread");
-        sent += s;
+        let (l, b, st, mode) = h.join().expect("ticker thread");
+        built += b;
+        sent += st.sent;
+        dropped += st.dropped;
+        failed += st.failed;
+        submits += st.submits;
+        used = Some(mode);
         all.push(l);
     }
     let cpu = cpu_time().saturating_sub(cpu0);
 
-    let how = if send {
-        "UDP on loopback"
-    } else {
-        "packets built, not sent"
+    let how = match (path, used) {
+        (Path::NoSend, _) => "packets built, not sent".to_string(),
+        (_, Some(SendMode::Uring)) => "io_uring, one submit per tick".to_string(),
+        (_, _) => "one sendto per packet".to_string(),
     };
-    println!("playout: {streams} streams, {seconds} s, {tickers} ticker threads, {how}");
+    let early = if early.is_zero() {
+        String::new()
+    } else {
+        format!(", deadlines served up to {early:?} early")
+    };
+    println!("playout: {streams} streams, {seconds} s, {tickers} ticker threads, {how}{early}");
     let expected = streams as u64 * seconds * 50;
-    println!("  packets sent {sent} (RTP due: {expected}, plus RTCP)");
+    println!("  packets built {built} (RTP due: {expected}, plus RTCP)");
+    if path != Path::NoSend {
+        println!(
+            "  sent {sent}, dropped (buffer full) {dropped}, failed {failed}, io_uring_enter calls {submits}"
+        );
+    }
     let per_stream = cpu.as_secs_f64() / (streams as f64 * seconds as f64);
     println!(
         "  CPU (whole process): {:.2} s = {:.1} µs per stream-second ({:.3} % of a core per stream)",
@@ -181,7 +287,7 @@ fn main() {
         );
     }
     println!(
-        "  memory: {:.1} KiB per call (RSS growth creating the sessions)",
+        "  memory: {:.1} KiB per call (RSS growth creating the sessions and sockets)",
         rss_after.saturating_sub(rss_before) as f64 / 1024.0 / streams as f64
     );
 }

@@ -6,7 +6,8 @@
 //!            MediaEngine::send(shard of call, MediaCommand) ──► channel + mio Waker
 //!  ticker thread (one per shard):
 //!    loop { commands → sessions
-//!           pacer.pop_due(now) → handle_timeout → poll_transmit → send_to
+//!           pacer.pop_due(now + EARLY) → handle_timeout → poll_transmit → batch.send
+//!           batch.flush: the tick's datagrams, all sockets, one io_uring_enter
 //!           epoll (mio) until the next deadline, rounded down to the ms,
 //!             then a precise sleep for the rest
 //!           readable RTP/RTCP sockets → handle_input → poll_transmit/poll_event }
@@ -14,20 +15,32 @@
 //! ```
 //!
 //! Deadlines are absolute (`start + n·ptime` inside the session, served by
-//! [`Pacer`]), so a late wake-up never accumulates drift. Each call is
+//! [`Pacer`]), so a late wake-up never accumulates drift. A wake-up serves
+//! every deadline up to `EARLY` (0.5 ms) ahead, so tickers wake less
+//! often with more packets per batch; packets leave up to that much early,
+//! never late by design (docs/decisions.md). Each call is
 //! pinned to one shard (by call id), so a session is only ever touched by
 //! one thread and needs no lock.
 //!
 //! Per call the engine keeps the session, its two sockets and a short queue
 //! of playback ids: a few KiB (the in-band detector is the largest part).
 //!
-//! Send batching: `sendmmsg` batches datagrams of *one* socket; every call
-//! here sends from its own socket (the port in its SDP, needed for
-//! symmetric RTP through NATs), so a tick's packets cannot share one
-//! `sendmmsg`. Batching across sockets needs io_uring; not done. Each
-//! packet is one `send_to` on a non-blocking socket (a full buffer drops
-//! the packet, logged at debug, rather than stalling every call of the
-//! shard).
+//! Send batching: every call sends from its own socket (the port in its
+//! SDP, needed for symmetric RTP through NATs), so `sendmmsg`, which
+//! batches datagrams of *one* socket, cannot batch a tick. Each shard
+//! hands its tick's datagrams, whatever their socket, to the kernel with
+//! one `io_uring_enter` ([`super::udp_batch`]); where io_uring is not
+//! available it falls back to one `send_to` per packet, chosen once at
+//! start and logged ([`SEND_MODE_ENV`] forces either). Either way sockets
+//! are non-blocking: a full buffer drops the packet (logged at debug)
+//! rather than stalling every call of the shard. The lateness the engine
+//! publishes runs from a frame's deadline to its hand-over to the kernel.
+//!
+//! Receiving: each readable socket is read with `recvmmsg` (up to
+//! [`RECV_BATCH`] datagrams per call; a short batch means the socket is
+//! empty), so a lone RTP packet costs one syscall instead of a `recv_from`
+//! plus the one that finds the socket empty. Readiness still comes from
+//! epoll, one event per readable socket.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -49,6 +62,8 @@ use crate::media::session::{
     Channel, Input, MediaEvent, MediaParams, RtpSession, SessionConfig, SessionSeed,
 };
 use crate::sip::dialog::CallId;
+
+use super::udp_batch::{DEFAULT_SLOTS, RECV_BATCH, RecvBatch, SendMode, SendStats, UdpBatch};
 
 /// What the call layer asks of a call's media.
 pub enum MediaCommand {
@@ -101,50 +116,105 @@ struct Shard {
     commands: std_mpsc::Sender<ShardCommand>,
     waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
-    lateness: Arc<Mutex<Lateness>>,
+    published: Arc<Mutex<Published>>,
+}
+
+/// A ticker's figures, copied out every `PUBLISH_EVERY`.
+#[derive(Clone, Default)]
+struct Published {
+    lateness: Lateness,
+    sends: SendStats,
 }
 
 /// The ticker threads. Dropping it stops them.
 pub struct MediaEngine {
     shards: Vec<Shard>,
+    mode: SendMode,
 }
+
+/// Environment variable that forces the send path (`uring` or `sendto`),
+/// e.g. to compare both in the calls benchmark; unset, io_uring is used
+/// where the kernel allows it.
+pub const SEND_MODE_ENV: &str = "MENSA_MEDIA_SEND";
 
 impl MediaEngine {
     /// Starts `tickers` threads (at least one). `reports` receives every
-    /// call's events.
+    /// call's events. Sends go through io_uring where the kernel allows it
+    /// (or as [`SEND_MODE_ENV`] says), else one `send_to` per packet; the
+    /// choice is made once here and logged.
     pub fn start(
         tickers: usize,
         config: SessionConfig,
         reports: mpsc::UnboundedSender<(CallId, MediaReport)>,
+    ) -> io::Result<MediaEngine> {
+        let forced = std::env::var(SEND_MODE_ENV).ok();
+        let mode = match forced.as_deref().map(SendMode::parse) {
+            Some(Some(SendMode::SendTo)) => {
+                tracing::info!("media sends one sendto per packet ({SEND_MODE_ENV})");
+                SendMode::SendTo
+            }
+            Some(None) => {
+                tracing::warn!(value = ?forced, "{SEND_MODE_ENV} is neither uring nor sendto; ignored");
+                SendMode::detect()
+            }
+            Some(Some(SendMode::Uring)) | None => SendMode::detect(),
+        };
+        Self::start_with(tickers, config, reports, mode)
+    }
+
+    /// As [`MediaEngine::start`], with the send path chosen by the caller
+    /// (`Uring` still falls back to `SendTo` if a ring cannot be set up).
+    pub fn start_with(
+        tickers: usize,
+        config: SessionConfig,
+        reports: mpsc::UnboundedSender<(CallId, MediaReport)>,
+        mode: SendMode,
     ) -> io::Result<MediaEngine> {
         let mut shards = Vec::new();
         for i in 0..tickers.max(1) {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (tx, rx) = std_mpsc::channel();
-            let lateness = Arc::new(Mutex::new(Lateness::default()));
-            let ticker = Ticker {
-                poll,
-                commands: rx,
-                reports: reports.clone(),
-                config: config.clone(),
-                calls: Vec::new(),
-                free: Vec::new(),
-                by_id: HashMap::new(),
-                pacer: Pacer::new(),
-                lateness: lateness.clone(),
-            };
+            let published = Arc::new(Mutex::new(Published::default()));
+            let reports = reports.clone();
+            let config = config.clone();
+            let out = published.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("media-{i}"))
-                .spawn(move || ticker.run())?;
+                .spawn(move || {
+                    // Built on its own thread: the batch holds raw
+                    // pointers for the kernel and is not `Send`.
+                    let ticker = Ticker {
+                        batch: UdpBatch::new(mode, DEFAULT_SLOTS),
+                        received: RecvBatch::new(),
+                        poll,
+                        commands: rx,
+                        reports,
+                        config,
+                        calls: Vec::new(),
+                        free: Vec::new(),
+                        by_id: HashMap::new(),
+                        pacer: Pacer::new(),
+                        due: Vec::new(),
+                        clock: Instant::now(),
+                        lateness: Lateness::default(),
+                        published: out,
+                    };
+                    ticker.run()
+                })?;
             shards.push(Shard {
                 commands: tx,
                 waker,
                 thread: Some(thread),
-                lateness,
+                published,
             });
         }
-        Ok(MediaEngine { shards })
+        Ok(MediaEngine { shards, mode })
+    }
+
+    /// The send path chosen at start.
+    pub fn send_mode(&self) -> SendMode {
+        self.mode
     }
 
     /// Sends a command to the shard that owns `call`.
@@ -164,12 +234,28 @@ impl MediaEngine {
         }
     }
 
-    /// Send-time lateness of every frame so far, all tickers merged
-    /// (a copy; for benchmarks and logs).
+    /// Send lateness of every frame so far, one per ticker: from the
+    /// frame's deadline to its hand-over to the kernel (after the tick's
+    /// `io_uring_enter`, or its `send_to`). A copy, up to a second old; for
+    /// benchmarks and logs.
     pub fn lateness(&self) -> Vec<Lateness> {
         self.shards
             .iter()
-            .map(|s| s.lateness.lock().map(|l| l.clone()).unwrap_or_default())
+            .map(|s| {
+                s.published
+                    .lock()
+                    .map(|p| p.lateness.clone())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// What became of the datagrams sent so far, one per ticker (a copy,
+    /// up to a second old).
+    pub fn send_stats(&self) -> Vec<SendStats> {
+        self.shards
+            .iter()
+            .map(|s| s.published.lock().map(|p| p.sends).unwrap_or_default())
             .collect()
     }
 }
@@ -189,10 +275,13 @@ impl Drop for MediaEngine {
 }
 
 const WAKER: Token = Token(usize::MAX);
-/// Largest RTP/RTCP datagram read (Ethernet MTU is plenty for G.711).
-const MAX_DATAGRAM: usize = 2048;
 /// Datagrams read from one socket per readiness event.
 const MAX_READS_PER_WAKE: usize = 256;
+/// A wake-up also serves the deadlines of the next `EARLY`: packets leave
+/// up to this much before their time (2.5 % of a 20 ms ptime, far inside
+/// any jitter buffer) and the tickers wake several times less often, with
+/// more packets per `io_uring_enter` (docs/benchmarks.md: −20 to −30 % CPU).
+const EARLY: Duration = Duration::from_micros(500);
 /// Lateness is copied out for `MediaEngine::lateness` this often.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
@@ -206,6 +295,11 @@ struct Call {
 }
 
 struct Ticker {
+    /// First, so it is dropped (sending what is queued, waiting for what
+    /// is in flight) while the calls' sockets are still open.
+    batch: UdpBatch,
+    /// Buffers for reading a readable socket with one `recvmmsg`.
+    received: RecvBatch,
     poll: Poll,
     commands: std_mpsc::Receiver<ShardCommand>,
     reports: mpsc::UnboundedSender<(CallId, MediaReport)>,
@@ -215,34 +309,57 @@ struct Ticker {
     free: Vec<usize>,
     by_id: HashMap<CallId, usize>,
     pacer: Pacer<usize>,
-    lateness: Arc<Mutex<Lateness>>,
+    /// Sessions' time: see `Ticker::now`.
+    clock: Instant,
+    /// Deadlines served in this tick, for the send lateness.
+    due: Vec<Instant>,
+    /// Deadline → handed to the kernel.
+    lateness: Lateness,
+    published: Arc<Mutex<Published>>,
 }
 
 impl Ticker {
     fn run(mut self) {
         let mut events = Events::with_capacity(1024);
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut published = Instant::now();
         loop {
             loop {
                 match self.commands.try_recv() {
                     Ok(ShardCommand::Call(id, command)) => self.command(id, command),
                     Ok(ShardCommand::Stop) | Err(std_mpsc::TryRecvError::Disconnected) => {
+                        self.batch.complete_all();
                         return;
                     }
                     Err(std_mpsc::TryRecvError::Empty) => break,
                 }
             }
-            let now = Instant::now();
-            while let Some(k) = self.pacer.pop_due(now) {
+            let now = self.now();
+            while let Some(deadline) = self.pacer.next_deadline() {
+                let Some(k) = self.pacer.pop_due(now + EARLY) else {
+                    break;
+                };
+                // Served early, a session sees its deadline as the time;
+                // the ticker's clock moves there so that no session is
+                // ever handed an earlier time afterwards.
+                let t = self.advance(deadline);
                 if let Some(call) = self.calls.get_mut(k).and_then(Option::as_mut) {
-                    call.session.handle_timeout(now);
+                    call.session.handle_timeout(t);
                 }
                 self.flush(k);
+                self.due.push(deadline);
+            }
+            // The tick's datagrams (and any queued by commands or input
+            // since the last tick) leave with one io_uring_enter.
+            self.batch.flush();
+            let sent = Instant::now();
+            for deadline in self.due.drain(..) {
+                self.lateness
+                    .record(sent.saturating_duration_since(deadline));
             }
             if now >= published + PUBLISH_EVERY {
-                if let Ok(mut l) = self.lateness.lock() {
-                    *l = self.pacer.lateness().clone();
+                if let Ok(mut p) = self.published.lock() {
+                    p.lateness.clone_from(&self.lateness);
+                    p.sends = self.batch.stats();
                 }
                 published = now;
             }
@@ -269,7 +386,7 @@ impl Ticker {
                 if token == WAKER {
                     continue;
                 }
-                self.receive(token.0 / 2, token.0 % 2 == 1, &mut buf);
+                self.receive(token.0 / 2, token.0 % 2 == 1);
             }
         }
     }
@@ -288,7 +405,7 @@ impl Ticker {
                 },
                 None,
             ) => {
-                let now = Instant::now();
+                let now = self.now();
                 let mut session = RtpSession::new(now, params.clone(), self.config.clone(), seed);
                 if !sending || !receiving {
                     session.renegotiate(now, params, sending, receiving);
@@ -332,9 +449,9 @@ impl Ticker {
                 },
                 Some(k),
             ) => {
+                let now = self.now();
                 if let Some(call) = self.call(k) {
-                    call.session
-                        .renegotiate(Instant::now(), params, sending, receiving);
+                    call.session.renegotiate(now, params, sending, receiving);
                 }
                 self.flush(k);
             }
@@ -356,17 +473,23 @@ impl Ticker {
                 }
             }
             (MediaCommand::Info { key, duration }, Some(k)) => {
+                let now = self.now();
                 if let Some(call) = self.call(k) {
                     call.session
-                        .handle_input(Instant::now(), Input::Info { key, duration });
+                        .handle_input(now, Input::Info { key, duration });
                 }
                 self.flush(k);
             }
             (MediaCommand::End, Some(k)) => {
+                let now = self.now();
                 if let Some(call) = self.call(k) {
-                    call.session.close(Instant::now());
+                    call.session.close(now);
                 }
                 self.flush(k);
+                // The RTCP BYE leaves now, and no queued or in-flight send
+                // may name these sockets once they are closed (udp_batch,
+                // invariant 2).
+                self.batch.complete_all();
                 self.pacer.remove(k);
                 self.by_id.remove(&id);
                 if let Some(mut call) = self.calls.get_mut(k).and_then(Option::take) {
@@ -380,29 +503,49 @@ impl Ticker {
         }
     }
 
+    /// The time handed to sessions: the system clock, but never earlier
+    /// than a deadline already served early (sessions' time never goes
+    /// backwards).
+    fn now(&mut self) -> Instant {
+        self.clock = self.clock.max(Instant::now());
+        self.clock
+    }
+
+    /// Moves the ticker's clock to `t` if it is ahead; returns the clock.
+    fn advance(&mut self, t: Instant) -> Instant {
+        self.clock = self.clock.max(t);
+        self.clock
+    }
+
     fn call(&mut self, k: usize) -> Option<&mut Call> {
         self.calls.get_mut(k).and_then(Option::as_mut)
     }
 
     /// Reads every datagram waiting on a call's socket.
-    fn receive(&mut self, k: usize, rtcp: bool, buf: &mut [u8]) {
+    fn receive(&mut self, k: usize, rtcp: bool) {
+        let now = self.now();
         let Some(call) = self.calls.get_mut(k).and_then(Option::as_mut) else {
             return;
         };
-        // Edge-triggered readiness: read until WouldBlock, but bounded so
-        // a flood on one port cannot starve the other calls of the shard.
+        // Edge-triggered readiness: read until the socket is empty (a
+        // short batch), but bounded so a flood on one port cannot starve
+        // the other calls of the shard.
         let mut errors = 0;
-        for _ in 0..MAX_READS_PER_WAKE {
+        for _ in 0..MAX_READS_PER_WAKE / RECV_BATCH {
             let socket = if rtcp { &call.rtcp } else { &call.rtp };
-            match socket.recv_from(buf) {
-                Ok((n, from)) => {
-                    let data = buf.get(..n).unwrap_or_default();
-                    let input = if rtcp {
-                        Input::Rtcp { from, data }
-                    } else {
-                        Input::Rtp { from, data }
-                    };
-                    call.session.handle_input(Instant::now(), input);
+            match self.received.recv(socket) {
+                Ok(n) => {
+                    for (from, data) in self.received.datagrams() {
+                        let input = if rtcp {
+                            Input::Rtcp { from, data }
+                        } else {
+                            Input::Rtp { from, data }
+                        };
+                        call.session.handle_input(now, input);
+                    }
+                    if n < RECV_BATCH {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // ICMP port unreachable and the like: reported once, the
@@ -432,9 +575,7 @@ impl Ticker {
                 Channel::Rtp => &call.rtp,
                 Channel::Rtcp => &call.rtcp,
             };
-            if let Err(e) = socket.send_to(&t.payload, t.destination) {
-                tracing::debug!(call = call.id.0, destination = %t.destination, error = %e, "RTP send failed");
-            }
+            self.batch.send(socket, t.payload, t.destination, call.id.0);
         }
         while let Some(event) = call.session.poll_event() {
             let report = match event {

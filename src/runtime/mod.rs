@@ -11,5 +11,6 @@ pub mod media;
 pub mod ports;
 pub mod scheduler;
 pub mod sip;
+pub mod udp_batch;
 
 pub use clock::{ShiftedClock, SystemClock};
