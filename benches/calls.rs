@@ -5,10 +5,10 @@
 //! send lateness (deadline → datagram handed to the kernel), CPU of the
 //! media threads and of the whole process, and memory per call.
 //!
-//! `cargo bench --bench calls -- [calls] [seconds] [rtp]`
+//! `cargo bench --bench calls -- [calls] [seconds] [rtp] [sendto|uring]`
 //! (`rtp`: the generator also sends each call a packet every 20 ms).
 //! The media engine sends through io_uring where the kernel allows it;
-//! `MENSA_MEDIA_SEND=sendto` (or `uring`) forces the path.
+//! `sendto` (or `uring`) among the arguments forces the send path.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use mensa::media::prompts::PromptLibrary;
 use mensa::media::session::SessionConfig;
 use mensa::runtime::calls::{CallEvent, CallHandle, CallInfo, CallLogic, CallsConfig, start};
-use mensa::runtime::media::SEND_MODE_ENV;
 use mensa::runtime::udp_batch::SendMode;
 use mensa::sip::config::EndpointConfig;
 
@@ -114,9 +113,13 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let calls: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let seconds: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10);
-    let caller_rtp = args.get(2).map(String::as_str) == Some("rtp");
+    // Numbers: calls, then seconds; words: "rtp" (the callers stream
+    // audio too), "sendto" or "uring" (force the media send path).
+    let numbers: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let calls = numbers.first().map_or(1000, |n| *n as usize);
+    let seconds = numbers.get(1).copied().unwrap_or(10);
+    let caller_rtp = args.iter().any(|a| a == "rtp");
+    let media_send = args.iter().find_map(|a| SendMode::parse(a));
 
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let config = CallsConfig {
@@ -129,6 +132,7 @@ fn main() {
             ..SessionConfig::default()
         },
         tickers: 0,
+        media_send,
         overload_lateness: None,
         shutdown_grace: Duration::from_secs(1),
     };
@@ -226,11 +230,7 @@ fn main() {
         setup_time.as_secs_f64(),
         if caller_rtp { "yes" } else { "no" }
     );
-    // What `MediaEngine::start` chose, by the same rule.
-    let mode = match std::env::var(SEND_MODE_ENV).ok().as_deref() {
-        Some("sendto") => SendMode::SendTo,
-        _ => SendMode::detect(),
-    };
+    let mode = after.send_mode;
     println!(
         "  runtime: {} calls, {} RTP pairs free; {} media ticker threads sending with {}",
         after.calls,
@@ -238,6 +238,10 @@ fn main() {
         after.lateness.len(),
         mode.name()
     );
+    let (sent, dropped, failed) = after.sends.iter().fold((0, 0, 0), |(s, d, f), x| {
+        (s + x.sent, d + x.dropped, f + x.failed)
+    });
+    println!("  datagrams: {sent} sent, {dropped} dropped (buffer full), {failed} failed");
     let media_cpu = (media1 - media0).as_secs_f64();
     let all_cpu = (cpu1 - cpu0).as_secs_f64();
     println!(

@@ -84,6 +84,7 @@ fn a_call_with_keys_from_three_paths_and_a_steady_prompt() {
             ..SessionConfig::default()
         },
         tickers: 2,
+        media_send: None,
         overload_lateness: None,
         shutdown_grace: Duration::from_secs(1),
     };

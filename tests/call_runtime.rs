@@ -70,6 +70,7 @@ fn shedding_runtime(
             ..SessionConfig::default()
         },
         tickers: 1,
+        media_send: None,
         overload_lateness: overload,
         shutdown_grace: Duration::from_secs(1),
     };

@@ -71,6 +71,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::media::{MediaCommand, MediaEngine, MediaReport};
 use super::ports::PortPool;
 use super::sip::{Command as SipCommand, SipServer, spawn as spawn_sip};
+use super::udp_batch::{SendMode, SendStats};
 use crate::ivr::{Lang, PromptId};
 use crate::media::dtmf::Key;
 use crate::media::dtmf::merge::{KeyEvent, Source};
@@ -180,6 +181,8 @@ pub struct CallsConfig {
     pub session: SessionConfig,
     /// Media ticker threads (0: one per core).
     pub tickers: usize,
+    /// The media send path; `None`: io_uring where the kernel allows it.
+    pub media_send: Option<SendMode>,
     /// Shed new calls (503) when a second's send lateness p99 exceeds
     /// this (`media::overload`); `None`: never.
     pub overload_lateness: Option<Duration>,
@@ -207,6 +210,10 @@ pub struct Stats {
     pub ports_free: usize,
     /// Per media ticker, up to a second old.
     pub lateness: Vec<Lateness>,
+    /// How the tickers send, and what became of their datagrams (per
+    /// ticker, up to a second old).
+    pub send_mode: SendMode,
+    pub sends: Vec<SendStats>,
 }
 
 impl CallServer {
@@ -246,7 +253,12 @@ pub async fn start(
         n => n,
     };
     let (report_tx, report_rx) = mpsc::unbounded_channel();
-    let media = MediaEngine::start(tickers, config.session.clone(), report_tx)?;
+    let media = MediaEngine::start(
+        tickers,
+        config.session.clone(),
+        report_tx,
+        config.media_send,
+    )?;
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (command_tx, command_rx) = mpsc::unbounded_channel();
     let overload = config.overload_lateness.map(|threshold| Overload {
@@ -347,6 +359,8 @@ impl Controller {
                             calls: self.calls.len(),
                             ports_free: self.pool.available(),
                             lateness: self.media.lateness(),
+                            send_mode: self.media.send_mode(),
+                            sends: self.media.send_stats(),
                         });
                     }
                     Some(Control::Shutdown) | None => {

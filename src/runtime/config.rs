@@ -11,6 +11,8 @@
 //! prompts = "prompts"            # the prompt folder (prompts/<lang>/)
 //! overload_lateness_ms = 10      # shed new calls (503) when frames leave
 //!                                # this late (p99 of a second); 0 = never
+//! send = "auto"                  # RTP send path: auto (io_uring where the
+//!                                # kernel allows) | uring | sendto
 //! [shutdown]
 //! grace_secs = 60                # calls may finish this long after SIGTERM
 //! [ivr]
@@ -26,6 +28,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::udp_batch::SendMode;
 use crate::media::dtmf::merge::InbandMode;
 use crate::media::session::SessionConfig;
 use crate::sip::config::{ConfigError as SipConfigError, EndpointConfig, SipSettings};
@@ -82,6 +85,30 @@ pub struct MediaSettings {
     pub tickers: usize,
     pub prompts: PathBuf,
     pub overload_lateness_ms: u64,
+    pub send: MediaSend,
+}
+
+/// `[media] send`: how the tickers hand datagrams to the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaSend {
+    /// io_uring where the kernel allows it, else `sendto`.
+    #[default]
+    Auto,
+    /// io_uring (still falls back, logged, where it cannot be set up).
+    Uring,
+    /// One `sendto` per packet.
+    Sendto,
+}
+
+impl MediaSend {
+    fn mode(self) -> Option<SendMode> {
+        match self {
+            MediaSend::Auto => None,
+            MediaSend::Uring => Some(SendMode::Uring),
+            MediaSend::Sendto => Some(SendMode::SendTo),
+        }
+    }
 }
 
 impl Default for MediaSettings {
@@ -93,6 +120,7 @@ impl Default for MediaSettings {
             tickers: 0,
             prompts: PathBuf::from("prompts"),
             overload_lateness_ms: 10,
+            send: MediaSend::Auto,
         }
     }
 }
@@ -222,6 +250,7 @@ impl ServeSettings {
                 rtp_ports,
                 session,
                 tickers: m.tickers,
+                media_send: m.send.mode(),
                 overload_lateness: (m.overload_lateness_ms > 0)
                     .then(|| Duration::from_millis(m.overload_lateness_ms)),
                 shutdown_grace: Duration::from_secs(self.shutdown.grace_secs),

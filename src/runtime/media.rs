@@ -31,7 +31,7 @@
 //! hands its tick's datagrams, whatever their socket, to the kernel with
 //! one `io_uring_enter` ([`super::udp_batch`]); where io_uring is not
 //! available it falls back to one `send_to` per packet, chosen once at
-//! start and logged ([`SEND_MODE_ENV`] forces either). Either way sockets
+//! start and logged (`[media] send` forces either). Either way sockets
 //! are non-blocking: a full buffer drops the packet (logged at debug)
 //! rather than stalling every call of the shard. The lateness the engine
 //! publishes runs from a frame's deadline to its hand-over to the kernel.
@@ -132,32 +132,23 @@ pub struct MediaEngine {
     mode: SendMode,
 }
 
-/// Environment variable that forces the send path (`uring` or `sendto`),
-/// e.g. to compare both in the calls benchmark; unset, io_uring is used
-/// where the kernel allows it.
-pub const SEND_MODE_ENV: &str = "MENSA_MEDIA_SEND";
-
 impl MediaEngine {
     /// Starts `tickers` threads (at least one). `reports` receives every
-    /// call's events. Sends go through io_uring where the kernel allows it
-    /// (or as [`SEND_MODE_ENV`] says), else one `send_to` per packet; the
-    /// choice is made once here and logged.
+    /// call's events. `send`: the send path; `None` uses io_uring where the
+    /// kernel allows it, else one `send_to` per packet. The choice is made
+    /// once here and logged.
     pub fn start(
         tickers: usize,
         config: SessionConfig,
         reports: mpsc::UnboundedSender<(CallId, MediaReport)>,
+        send: Option<SendMode>,
     ) -> io::Result<MediaEngine> {
-        let forced = std::env::var(SEND_MODE_ENV).ok();
-        let mode = match forced.as_deref().map(SendMode::parse) {
-            Some(Some(SendMode::SendTo)) => {
-                tracing::info!("media sends one sendto per packet ({SEND_MODE_ENV})");
+        let mode = match send {
+            Some(SendMode::SendTo) => {
+                tracing::info!("media sends one sendto per packet (configured)");
                 SendMode::SendTo
             }
-            Some(None) => {
-                tracing::warn!(value = ?forced, "{SEND_MODE_ENV} is neither uring nor sendto; ignored");
-                SendMode::detect()
-            }
-            Some(Some(SendMode::Uring)) | None => SendMode::detect(),
+            Some(SendMode::Uring) | None => SendMode::detect(),
         };
         Self::start_with(tickers, config, reports, mode)
     }
