@@ -105,6 +105,8 @@ impl Store {
         .await?
         .try_get("id")?;
         tx.commit().await?;
+        // Effective at once for the calendar and the phone line.
+        self.settings_changed();
         Ok(Some(OperatorClosure {
             id,
             school: school.clone(),
@@ -158,6 +160,7 @@ impl Store {
         .bind(school.as_str())
         .execute(&self.write)
         .await?;
+        self.settings_changed();
         Ok(done.rows_affected() > 0)
     }
 

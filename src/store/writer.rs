@@ -1,0 +1,143 @@
+//! Group commit for SQLite: one writer runs the changes queued while the
+//! previous commit was syncing, in one transaction, each in its own
+//! savepoint, and commits once (one fsync for all of them).
+//!
+//! ```text
+//!  apply ─┐                    ┌─ BEGIN
+//!  apply ─┼─► queue ─► writer ─┤  SAVEPOINT; apply_in; RELEASE | ROLLBACK TO   (each)
+//!  apply ─┘      ▲             │  COMMIT  (synchronous = FULL: fsync)
+//!                └── answers ◄─┘  only now, to every caller of the batch
+//! ```
+//!
+//! Why it keeps the guarantees of one transaction per change:
+//! - Durability: nobody is answered before `COMMIT` returned; if the commit
+//!   fails, every operation of the batch is answered with an error (a
+//!   refusal too: it may have been decided on an earlier change of the
+//!   same batch that is now gone).
+//! - Isolation: the operations run one after the other on the single write
+//!   connection, in arrival order, exactly as they queued for that
+//!   connection before; each still begins by bumping the child's version
+//!   and reads what the earlier ones of the batch wrote. A refusal or an
+//!   error rolls back its own savepoint only.
+//! - The closing (and every other writer: import, receipts, sessions)
+//!   takes the same single write connection, so it runs between two
+//!   batches, never inside one: the day-row check of R10 is unchanged.
+//! - A caller that stops waiting (its HTTP request timed out, the phone
+//!   caller hung up) does not cancel anything: the writer owns the
+//!   transaction, and the change commits or fails as a whole batch.
+//!
+//! The writer is a tokio task started by `Store::open` (the store's only
+//! task, like sqlx's own pool maintenance); it ends when the last clone of
+//! the store is dropped.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Acquire, AnyPool};
+use tokio::sync::{mpsc, oneshot};
+
+use super::changes::{Applied, Operation, apply_in};
+use super::{Backend, ChildId, StoreError};
+use crate::bookings::{Actor, Channel, Refusal};
+
+/// The most operations one transaction carries: bounds how long the
+/// write connection is held away from the closing and the other writers.
+const MAX_BATCH: usize = 64;
+
+type Outcome = Result<Result<Applied, Refusal>, StoreError>;
+
+/// An operation waiting for the writer.
+pub(super) struct Pending {
+    pub child: ChildId,
+    pub operation: Operation,
+    pub actor: Actor,
+    pub channel: Channel,
+    pub now: DateTime<Utc>,
+}
+
+/// The handle every clone of the store holds.
+#[derive(Clone)]
+pub(super) struct Writer {
+    queue: mpsc::UnboundedSender<(Pending, oneshot::Sender<Outcome>)>,
+}
+
+impl Writer {
+    /// Starts the writer on the current tokio runtime.
+    pub(super) fn start(write: AnyPool, backend: Backend) -> Writer {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run(write, backend, receiver));
+        Writer { queue }
+    }
+
+    pub(super) async fn apply(&self, pending: Pending) -> Outcome {
+        let (answer, answered) = oneshot::channel();
+        self.queue
+            .send((pending, answer))
+            .map_err(|_| StoreError::WriterGone)?;
+        answered.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+async fn run(
+    write: AnyPool,
+    backend: Backend,
+    mut queue: mpsc::UnboundedReceiver<(Pending, oneshot::Sender<Outcome>)>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let outcomes = run_batch(&write, backend, &batch).await;
+        for ((_, answer), outcome) in batch.drain(..).zip(outcomes) {
+            // The caller may have stopped waiting; the outcome stands.
+            let _ = answer.send(outcome);
+        }
+    }
+}
+
+/// One transaction for the whole batch; one outcome per operation, in
+/// order.
+async fn run_batch(
+    write: &AnyPool,
+    backend: Backend,
+    batch: &[(Pending, oneshot::Sender<Outcome>)],
+) -> Vec<Outcome> {
+    match try_batch(write, backend, batch).await {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            tracing::error!(error = %e, operations = batch.len(), "group commit failed");
+            let text = e.to_string();
+            batch
+                .iter()
+                .map(|_| Err(StoreError::BatchFailed(text.clone())))
+                .collect()
+        }
+    }
+}
+
+/// `Err` when the transaction itself failed (begin, a savepoint's
+/// release or rollback, the commit): then nothing of the batch holds.
+async fn try_batch(
+    write: &AnyPool,
+    backend: Backend,
+    batch: &[(Pending, oneshot::Sender<Outcome>)],
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut tx = write.begin().await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (p, _) in batch {
+        let mut savepoint = tx.begin().await?;
+        let outcome = apply_in(
+            &mut savepoint,
+            backend,
+            p.child,
+            p.operation,
+            &p.actor,
+            p.channel,
+            p.now,
+        )
+        .await;
+        match &outcome {
+            Ok(Ok(_)) => savepoint.commit().await?,
+            Ok(Err(_)) | Err(_) => savepoint.rollback().await?,
+        }
+        outcomes.push(outcome);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
