@@ -232,6 +232,28 @@ struct Outcome {
     latencies: Vec<Duration>,
     statuses: std::collections::BTreeMap<u16, usize>,
     elapsed: Duration,
+    /// CPU time of the whole process (server and load) during the phase.
+    cpu: Duration,
+}
+
+/// User + system CPU time of this process so far, from /proc (Linux; in
+/// clock ticks of 10 ms, fine over phases of seconds). Less disturbed by
+/// other programs on the machine than latency: it says what a request
+/// costs, hence how many a quiet machine could serve.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line; the state (field
+    // 3) is index 0 here.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 async fn phase(
@@ -242,6 +264,7 @@ async fn phase(
     rate: Option<u64>,
 ) -> Outcome {
     let began = Instant::now();
+    let cpu_before = process_cpu();
     let until = began + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..connections)
         .map(|c| {
@@ -289,6 +312,7 @@ async fn phase(
         latencies,
         statuses,
         elapsed: began.elapsed(),
+        cpu: process_cpu().saturating_sub(cpu_before),
     }
 }
 
@@ -298,13 +322,14 @@ fn report(name: &str, o: &Outcome) {
         o.latencies[i].as_secs_f64() * 1000.0
     };
     println!(
-        "{name:<34} {:>7} requests {:>7.0} req/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  statuses {:?}",
+        "{name:<34} {:>7} requests {:>7.0} req/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  CPU {:>4.0} µs/request  statuses {:?}",
         o.latencies.len(),
         o.latencies.len() as f64 / o.elapsed.as_secs_f64(),
         pct(0.50),
         pct(0.90),
         pct(0.99),
         pct(1.0),
+        o.cpu.as_secs_f64() * 1e6 / o.latencies.len().max(1) as f64,
         o.statuses
     );
 }
