@@ -205,19 +205,32 @@ async fn day_is_closed(
     backend: Backend,
     date: NaiveDate,
 ) -> Result<bool, StoreError> {
-    sqlx::query("INSERT INTO days (date) VALUES ($1) ON CONFLICT (date) DO NOTHING")
-        .bind(date_text(date))
-        .execute(&mut *conn)
-        .await?;
+    match backend {
+        // The row must exist for the shared lock to hold it.
+        Backend::Postgres => {
+            sqlx::query("INSERT INTO days (date) VALUES ($1) ON CONFLICT (date) DO NOTHING")
+                .bind(date_text(date))
+                .execute(&mut *conn)
+                .await?;
+        }
+        // The change already holds the database's write lock (the version
+        // bump), so the closing, in this process or another, runs wholly
+        // before or after it: reading the row, or its absence, is enough,
+        // and saves a round trip.
+        Backend::Sqlite => {}
+    }
     let sql = format!(
         "SELECT closed_at_ms FROM days WHERE date = $1{}",
         backend.for_share()
     );
     let row = sqlx::query(&sql)
         .bind(date_text(date))
-        .fetch_one(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
-    Ok(row.try_get::<Option<i64>, _>("closed_at_ms")?.is_some())
+    Ok(match row {
+        Some(row) => row.try_get::<Option<i64>, _>("closed_at_ms")?.is_some(),
+        None => false,
+    })
 }
 
 async fn write(
