@@ -2,15 +2,18 @@
 //! reads and day changes over real loopback HTTP/1.1 keep-alive
 //! connections, on SQLite with 10,000 children (5,000 families).
 //!
-//! Four phases of `--seconds` each (default 10): reads and changes, each
+//! Five phases of `--seconds` each (default 10): reads and changes, each
 //! closed-loop (as fast as `--connections` connections go, default 32) and
-//! paced at `--rate` requests per second (default 2,000). Latency is from
-//! the moment a request was due to its last response byte, so a slow
-//! server cannot hide queueing (no coordinated omission). Client and server
-//! share the process and the machine's cores.
+//! paced at `--rate` requests per second (default 2,000), then a paced mix
+//! of four reads to one change. Latency is from the moment a request was
+//! due to its last response byte, so a slow server cannot hide queueing
+//! (no coordinated omission). The server runs on its own multi-threaded
+//! runtime, the load on one thread of its own; both share the process and
+//! the machine's cores.
 //!
-//! `cargo bench --bench api` (options after `--`). Figures go to
-//! docs/benchmarks.md by hand.
+//! `cargo bench --bench api -- [--seconds N] [--rate R] [--connections C]
+//! [--phases closed,paced,mix | reads-closed,changes-paced,...] [--no-group-commit] [--no-cache]`; the last
+//! two measure the store as it was before those changes. Figures go to docs/benchmarks.md by hand.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -154,6 +157,9 @@ enum Kind {
     /// Changes in December (`false`) or January (`true`): each phase of
     /// changes starts from days nobody changed yet.
     Change(bool),
+    /// Four calendar reads to one change (February): a parent looks at the
+    /// month, then changes a day.
+    Mix,
 }
 
 /// The n-th request of connection `c` of `connections`: a random-looking
@@ -172,14 +178,26 @@ fn request(
     let child = c + connections * usize::try_from(mix % per_connection).unwrap();
     let token = format!("bench-token-{}", child % FAMILIES);
     let code = 1_000_000 + child;
+    let february = matches!(kind, Kind::Mix);
+    let kind = match kind {
+        Kind::Mix if n % 5 == 4 => Kind::Change(false),
+        Kind::Mix => Kind::Read,
+        other => other,
+    };
     match kind {
+        Kind::Mix => unreachable!("resolved above"),
         Kind::Read => format!(
             "GET /api/v1/children/{code}/calendar?month=2026-12 HTTP/1.1\r\nHost: b\r\n\
              Authorization: Bearer {token}\r\n\r\n"
         )
         .into_bytes(),
         Kind::Change(january) => {
-            let (month, days) = if january {
+            let (month, days) = if february {
+                (
+                    "2027-02",
+                    ["01", "02", "03", "04", "05", "08", "09", "10", "11"],
+                )
+            } else if january {
                 (
                     "2027-01",
                     ["11", "12", "13", "14", "15", "18", "19", "20", "21"],
@@ -214,6 +232,28 @@ struct Outcome {
     latencies: Vec<Duration>,
     statuses: std::collections::BTreeMap<u16, usize>,
     elapsed: Duration,
+    /// CPU time of the whole process (server and load) during the phase.
+    cpu: Duration,
+}
+
+/// User + system CPU time of this process so far, from /proc (Linux; in
+/// clock ticks of 10 ms, fine over phases of seconds). Less disturbed by
+/// other programs on the machine than latency: it says what a request
+/// costs, hence how many a quiet machine could serve.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line; the state (field
+    // 3) is index 0 here.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 async fn phase(
@@ -224,6 +264,7 @@ async fn phase(
     rate: Option<u64>,
 ) -> Outcome {
     let began = Instant::now();
+    let cpu_before = process_cpu();
     let until = began + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..connections)
         .map(|c| {
@@ -271,6 +312,7 @@ async fn phase(
         latencies,
         statuses,
         elapsed: began.elapsed(),
+        cpu: process_cpu().saturating_sub(cpu_before),
     }
 }
 
@@ -280,13 +322,14 @@ fn report(name: &str, o: &Outcome) {
         o.latencies[i].as_secs_f64() * 1000.0
     };
     println!(
-        "{name:<34} {:>7} requests {:>7.0} req/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  statuses {:?}",
+        "{name:<34} {:>7} requests {:>7.0} req/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  CPU {:>4.0} µs/request  statuses {:?}",
         o.latencies.len(),
         o.latencies.len() as f64 / o.elapsed.as_secs_f64(),
         pct(0.50),
         pct(0.90),
         pct(0.99),
         pct(1.0),
+        o.cpu.as_secs_f64() * 1e6 / o.latencies.len().max(1) as f64,
         o.statuses
     );
 }
@@ -304,38 +347,101 @@ fn main() {
     let seconds = arg(&args, "--seconds", 10);
     let connections = usize::try_from(arg(&args, "--connections", 32)).unwrap();
     let rate = arg(&args, "--rate", 2_000);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    // Which phases: any of closed, paced, mix (comma-separated).
+    let phases = args
+        .iter()
+        .position(|a| a == "--phases")
+        .and_then(|i| args.get(i + 1))
+        .map_or("closed,paced,mix", String::as_str)
+        .to_string();
+    // The server on its own multi-threaded runtime (as `serve` runs it),
+    // the load on one thread of its own, like a separate client.
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let (addr, _dir) = server.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
         let store = Store::open(&url).await.unwrap();
         store.import(&data()).await.unwrap().unwrap();
         let settings = store.settings().await.unwrap();
-        let now = settings.instant(
-            NaiveDateTime::parse_from_str("2026-12-07 19:00", "%Y-%m-%d %H:%M").unwrap(),
-        );
+        let now = settings
+            .instant(NaiveDateTime::parse_from_str("2026-12-07 19:00", "%Y-%m-%d %H:%M").unwrap());
         for i in 0..FAMILIES {
             let cf = fiscal("RSS", i);
-            let (adult, _) = store.login_credentials(Login::FiscalCode(&cf)).await.unwrap().unwrap();
+            let (adult, _) = store
+                .login_credentials(Login::FiscalCode(&cf))
+                .await
+                .unwrap()
+                .unwrap();
             let digest = mensa::api::auth::token_digest(&format!("bench-token-{i}"));
             store
                 .create_session(adult.id, &digest, now, now + chrono::Duration::days(1))
                 .await
                 .unwrap();
         }
-        let state = AppState::new(store.clone(), Arc::new(Fixed(now)), ApiConfig::default());
-        let listener = mensa::runtime::http::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(mensa::runtime::http::serve(listener, state, std::future::pending()));
-        println!(
-            "SQLite, {CHILDREN} children, {FAMILIES} families; {connections} keep-alive connections; {seconds} s per phase"
+        let store = store.tuned(
+            !args.iter().any(|a| a == "--no-group-commit"),
+            !args.iter().any(|a| a == "--no-cache"),
         );
-        for (name, kind, paced) in [
-            ("calendar reads, closed loop", Kind::Read, None),
-            ("day changes, closed loop", Kind::Change(false), None),
-            ("calendar reads, paced", Kind::Read, Some(rate)),
-            ("day changes, paced", Kind::Change(true), Some(rate)),
+        let state = AppState::new(store.clone(), Arc::new(Fixed(now)), ApiConfig::default());
+        let listener = mensa::runtime::http::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(mensa::runtime::http::serve(
+            listener,
+            state,
+            std::future::pending(),
+        ));
+        (addr, dir)
+    });
+    println!(
+        "SQLite, {CHILDREN} children, {FAMILIES} families; {connections} keep-alive connections; {seconds} s per phase"
+    );
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    client.block_on(async {
+        for (group, key, name, kind, paced) in [
+            (
+                "closed",
+                "reads-closed",
+                "calendar reads, closed loop",
+                Kind::Read,
+                None,
+            ),
+            (
+                "closed",
+                "changes-closed",
+                "day changes, closed loop",
+                Kind::Change(false),
+                None,
+            ),
+            (
+                "paced",
+                "reads-paced",
+                "calendar reads, paced",
+                Kind::Read,
+                Some(rate),
+            ),
+            (
+                "paced",
+                "changes-paced",
+                "day changes, paced",
+                Kind::Change(true),
+                Some(rate),
+            ),
+            (
+                "mix",
+                "mix",
+                "4 reads : 1 change, paced",
+                Kind::Mix,
+                Some(rate),
+            ),
         ] {
+            if !phases.split(',').any(|p| p == group || p == key) {
+                continue;
+            }
             let outcome = phase(addr, kind, connections, seconds, paced).await;
             let name = match paced {
                 Some(r) => format!("{name} at {r}/s"),

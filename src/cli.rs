@@ -773,6 +773,7 @@ async fn serve(
     let mut settings = runtime::config::ServeSettings::load(config.as_deref())?;
     settings.apply(&overrides);
     let resolved = settings.resolve(runtime::calls::random_u64())?;
+    let http_limits = settings.http.limits()?;
     let prompts = crate::media::prompts::PromptLibrary::load(&resolved.prompts)
         .context("cannot load the prompts")?;
     let route_names = settings
@@ -883,9 +884,14 @@ async fn serve(
     let scheduler = tokio::spawn(runtime::scheduler::run(store.clone(), clock.clone()));
     let health = state.sip_listening.clone();
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(runtime::http::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let http = tokio::spawn(runtime::http::serve_with(
+        listener,
+        state,
+        http_limits,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     tokio::select! {
         _ = interrupt.recv() => tracing::info!("interrupted; stopping"),
         _ = terminate.recv() => tracing::info!("SIGTERM; stopping"),

@@ -1704,3 +1704,187 @@ fn mensa_serve_answers_on_its_http_listen_address() {
     // The request log names routes, not the date asked for.
     assert!(!rest.iter().any(|l| l.contains("2026-12-10")), "{rest:#?}");
 }
+
+// ------------------------------------------------------------ HTTP limits
+
+/// The server's limits (`runtime::http::HttpLimits`) over real sockets,
+/// on SQLite only: they are the transport's, not the store's.
+mod http_limits {
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    use mensa::runtime::http::{HttpLimits, serve_with};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// Serves a fresh API with `limits`; the server stops when the test's
+    /// runtime ends.
+    async fn server(limits: HttpLimits) -> SocketAddr {
+        let (store, dir) = crate::common::sqlite().await;
+        let api = super::setup(store, Some(dir)).await;
+        let listener = mensa::runtime::http::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = api.state.clone();
+        tokio::spawn(async move {
+            let _keep = api;
+            serve_with(listener, state, limits, std::future::pending()).await
+        });
+        addr
+    }
+
+    const HEALTH: &[u8] = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    /// Reads one response (head and Content-Length body) off a keep-alive
+    /// connection.
+    async fn response(socket: &mut TcpStream) -> String {
+        let mut bytes = Vec::new();
+        let mut byte = [0u8; 1];
+        while !bytes.ends_with(b"\r\n\r\n") {
+            assert_eq!(socket.read(&mut byte).await.unwrap(), 1, "closed mid-head");
+            bytes.push(byte[0]);
+        }
+        let head = String::from_utf8(bytes).unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |n| n.trim().parse().unwrap());
+        let mut body = vec![0u8; length];
+        socket.read_exact(&mut body).await.unwrap();
+        head + &String::from_utf8(body).unwrap()
+    }
+
+    /// Waits (at most 5 s) for the server to close the connection; returns
+    /// whatever it sent before.
+    async fn closed_by_server(socket: &mut TcpStream) -> String {
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut rest))
+            .await
+            .expect("the server should have closed the connection")
+            .unwrap();
+        String::from_utf8_lossy(&rest).into_owned()
+    }
+
+    fn limits() -> HttpLimits {
+        HttpLimits {
+            header_read_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_millis(500),
+            max_connections: 2,
+            max_body_bytes: 1024,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn half_a_header_then_silence_gets_the_connection_closed() {
+        let addr = server(limits()).await;
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        let began = Instant::now();
+        slow.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        let said = closed_by_server(&mut slow).await;
+        assert!(began.elapsed() >= Duration::from_millis(300));
+        assert!(
+            said.is_empty() || said.starts_with("HTTP/1.1 408"),
+            "{said}"
+        );
+        // An idle keep-alive connection is closed after the same time.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(HEALTH).await.unwrap();
+        assert!(response(&mut idle).await.starts_with("HTTP/1.1 200"));
+        assert_eq!(closed_by_server(&mut idle).await, "");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_over_the_limit_is_refused_without_reading_it() {
+        let addr = server(limits()).await;
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        // 10 MB announced, 100 bytes sent: the answer comes at once.
+        socket
+            .write_all(
+                b"POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 10000000\r\n\r\n{\"user_code\": \"",
+            )
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(2), response(&mut socket))
+            .await
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(
+            answer.contains("urn:mensa:problem:payload-too-large"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_not_answered_in_time_gets_503() {
+        let addr = server(HttpLimits {
+            header_read_timeout: Duration::from_secs(10),
+            ..limits()
+        })
+        .await;
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        let began = Instant::now();
+        // The head is whole, the body trickles and stops.
+        socket
+            .write_all(
+                b"POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 100\r\n\r\n{\"user_code\"",
+            )
+            .await
+            .unwrap();
+        let answer = response(&mut socket).await;
+        assert!(began.elapsed() >= Duration::from_millis(500));
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("urn:mensa:problem:timeout"), "{answer}");
+        assert!(answer.contains("application/problem+json"), "{answer}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_over_the_limit_wait_their_turn() {
+        let addr = server(HttpLimits {
+            header_read_timeout: Duration::from_secs(10),
+            ..limits()
+        })
+        .await;
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        for socket in [&mut first, &mut second] {
+            socket.write_all(HEALTH).await.unwrap();
+            assert!(response(socket).await.starts_with("HTTP/1.1 200"));
+        }
+        // Twenty more: the kernel completes their handshakes, the server
+        // does not serve them while two are open.
+        let mut waiting = Vec::new();
+        for _ in 0..20 {
+            let mut socket = TcpStream::connect(addr).await.unwrap();
+            socket.write_all(HEALTH).await.unwrap();
+            waiting.push(socket);
+        }
+        let mut byte = [0u8; 1];
+        let early =
+            tokio::time::timeout(Duration::from_millis(500), waiting[0].read(&mut byte)).await;
+        assert!(early.is_err(), "served over the limit");
+        // The two served ones still are.
+        first.write_all(HEALTH).await.unwrap();
+        assert!(response(&mut first).await.starts_with("HTTP/1.1 200"));
+        // As connections close, the waiting ones are served, in turn.
+        drop(first);
+        drop(second);
+        for socket in &mut waiting {
+            let answer = tokio::time::timeout(Duration::from_secs(5), async {
+                let answer = response(socket).await;
+                socket.shutdown().await.unwrap();
+                answer
+            })
+            .await
+            .unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            // Our side closed: the server ends the connection and frees
+            // its place.
+            assert_eq!(closed_by_server(socket).await, "");
+        }
+    }
+}

@@ -59,6 +59,8 @@ contract!(
     operator_closures_survive_reimport_and_only_they_can_be_removed,
     news_is_published_once,
     calls_are_recorded_with_redacted_codes_and_listed_by_day,
+    changes_queued_together_keep_their_own_outcomes,
+    a_closure_shows_at_once_after_the_calendar_was_read,
 );
 
 async fn child(store: &Store, code: &str) -> Child {
@@ -999,4 +1001,99 @@ async fn calls_are_recorded_with_redacted_codes_and_listed_by_day(store: Store) 
             .unwrap()
             .is_empty()
     );
+}
+
+/// Many changes at once (on SQLite they share a group commit): each
+/// success is committed, each refusal and error changes nothing and does
+/// not undo the others.
+async fn changes_queued_together_keep_their_own_outcomes(store: Store) {
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let giulia = child(&store, "100235").await;
+    let store = Arc::new(store);
+    let days: Vec<_> = d("2027-01-11")
+        .iter_days()
+        .take(21)
+        .filter(|day| chrono::Datelike::weekday(day).num_days_from_monday() < 5)
+        .collect();
+    let now = at("2026-12-01 10:00");
+    let mut tasks = Vec::new();
+    for (i, day) in days.iter().enumerate() {
+        let (store, day) = (store.clone(), *day);
+        let (id, giulia_id) = (luca.id, giulia.id);
+        tasks.push(tokio::spawn(async move {
+            let op = |request| Operation::Day { date: day, request };
+            let who = caller();
+            match i % 3 {
+                // A success for Luca.
+                0 => store.apply(id, op(DayRequest::Absent), &who, Channel::App, now),
+                // A refusal: nothing to undo for Giulia.
+                1 => store.apply(giulia_id, op(DayRequest::Booked), &who, Channel::App, now),
+                // An error: no such child.
+                _ => store.apply(
+                    mensa::store::ChildId(999_999),
+                    op(DayRequest::Absent),
+                    &who,
+                    Channel::App,
+                    now,
+                ),
+            }
+            .await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let outcome = task.await.unwrap();
+        match i % 3 {
+            0 => assert!(matches!(outcome, Ok(Ok(_))), "{i}: {outcome:?}"),
+            1 => assert!(
+                matches!(outcome, Ok(Err(Refusal::NothingToUndo { .. }))),
+                "{i}: {outcome:?}"
+            ),
+            _ => assert!(outcome.is_err(), "{i}: {outcome:?}"),
+        }
+    }
+    for (i, day) in days.iter().enumerate() {
+        let date = day.to_string();
+        let expected = if i % 3 == 0 {
+            DayStatus::Absent
+        } else {
+            DayStatus::Booked
+        };
+        assert_eq!(status(&store, &luca, &date).await, expected, "{date}");
+        assert_eq!(
+            status(&store, &giulia, &date).await,
+            DayStatus::Booked,
+            "{date}"
+        );
+    }
+}
+
+/// The calendar read before a closure is added does not hide the closure
+/// afterwards (the store's read cache is cleared by the change).
+async fn a_closure_shows_at_once_after_the_calendar_was_read(store: Store) {
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let school = mensa::bookings::SchoolId::parse("primaria-dante").unwrap();
+    assert_eq!(status(&store, &luca, "2026-12-11").await, DayStatus::Booked);
+    let before = store.school_calendar(&school).await.unwrap().closures.len();
+    let strike = store
+        .add_operator_closure(&school, d("2026-12-11"), d("2026-12-11"), "Sciopero")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        status(&store, &luca, "2026-12-11").await,
+        DayStatus::NoService(_)
+    ));
+    assert_eq!(
+        store.school_calendar(&school).await.unwrap().closures.len(),
+        before + 1
+    );
+    assert!(
+        store
+            .remove_operator_closure(&school, strike.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(status(&store, &luca, "2026-12-11").await, DayStatus::Booked);
 }

@@ -59,6 +59,10 @@ pub enum ApiError {
     DuplicateNews,
     #[error("payments unavailable: {0}")]
     Payments(NoticeError),
+    /// The request was not answered within the server's request timeout
+    /// (`runtime::http::HttpLimits`). A change may still have been made.
+    #[error("request timed out")]
+    Timeout,
     /// Infrastructure failure: logged, never echoed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -163,6 +167,17 @@ impl ApiError {
                 "Top-ups are not available",
                 "Top-ups are not available now: call the helpdesk.".into(),
                 "Le ricariche non sono disponibili ora: chiamare l'assistenza.".into(),
+            ),
+            ApiError::Timeout => (
+                S::SERVICE_UNAVAILABLE,
+                "timeout",
+                "The request took too long",
+                "The service is busy and did not answer in time. A change may or may not have been \
+                 made: look at the calendar, or send the same request again."
+                    .into(),
+                "Il servizio è occupato e non ha risposto in tempo. La modifica potrebbe essere \
+                 stata registrata o no: controllare il calendario o ripetere la stessa richiesta."
+                    .into(),
             ),
             ApiError::Store(_) => (
                 S::INTERNAL_SERVER_ERROR,

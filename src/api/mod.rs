@@ -52,6 +52,8 @@ pub struct ApiConfig {
     pub max_top_up: Cents,
     /// Days from the notice to its due date.
     pub notice_due_days: u32,
+    /// The largest request body read; larger ones get 413.
+    pub max_body_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -61,6 +63,7 @@ impl Default for ApiConfig {
             session_ttl: chrono::Duration::hours(12),
             max_top_up: Cents(50_000),
             notice_due_days: 30,
+            max_body_bytes: DEFAULT_BODY_LIMIT,
         }
     }
 }
@@ -92,8 +95,8 @@ impl AppState {
 /// The prefix of every route.
 pub const PREFIX: &str = "/api/v1";
 
-/// The largest request body read (JSON bodies here are tiny).
-const BODY_LIMIT: usize = 64 * 1024;
+/// The largest request body read by default (JSON bodies here are tiny).
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// The router and the list of its routes, built together so that the list
 /// is true by construction (the OpenAPI test compares it with the document).
@@ -196,10 +199,15 @@ pub fn router(state: AppState) -> Router {
         .router
         .fallback(|| async { ApiError::NotFound("address") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    let body_limit = state.config.max_body_bytes;
     Router::new()
         .nest(PREFIX, api)
         .fallback(|| async { ApiError::NotFound("address") })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            body_limit,
+            announced_body_limit,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -229,6 +237,27 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         "request"
     );
     response
+}
+
+/// A body announced larger than the limit is refused from its
+/// `Content-Length`, before a byte of it is read (the extractors' limit
+/// alone would wait for the body to reach the limit).
+async fn announced_body_limit(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(n) if n > u64::try_from(limit).unwrap_or(u64::MAX) => {
+            ApiError::PayloadTooLarge.into_response()
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// A JSON object body whose rejections are problem details. Only an

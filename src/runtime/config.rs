@@ -18,6 +18,11 @@
 //! [ivr]
 //! dialplans = "dialplans"        # <route's dialplan name>.toml in this folder
 //! max_wrong_codes_per_hour = 10  # per caller number, then "unavailable"
+//! [http]                         # the JSON API's server (runtime::http)
+//! header_read_timeout_secs = 10  # slowloris; also the keep-alive idle time
+//! request_timeout_secs = 30      # then 503
+//! max_connections = 1024         # more wait in the listen backlog
+//! max_body_bytes = 65536         # then 413
 //! ```
 //!
 //! No file: the defaults, i.e. only loopback may call and both numbers of
@@ -43,6 +48,48 @@ pub struct ServeSettings {
     pub media: MediaSettings,
     pub shutdown: ShutdownSettings,
     pub ivr: IvrSettings,
+    pub http: HttpSettings,
+}
+
+/// `[http]`: the limits of the JSON API's server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    pub header_read_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub max_connections: usize,
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        let d = super::http::HttpLimits::default();
+        HttpSettings {
+            header_read_timeout_secs: d.header_read_timeout.as_secs(),
+            request_timeout_secs: d.request_timeout.as_secs(),
+            max_connections: d.max_connections,
+            max_body_bytes: d.max_body_bytes,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// What `runtime::http::serve_with` takes.
+    pub fn limits(&self) -> Result<super::http::HttpLimits, ConfigError> {
+        if !(1..=3600).contains(&self.header_read_timeout_secs)
+            || !(1..=3600).contains(&self.request_timeout_secs)
+            || self.max_connections == 0
+            || self.max_body_bytes == 0
+        {
+            return Err(ConfigError::Http);
+        }
+        Ok(super::http::HttpLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_connections: self.max_connections,
+            max_body_bytes: self.max_body_bytes,
+        })
+    }
 }
 
 /// `[ivr]`: where the dialplans are, and the caller throttle.
@@ -174,6 +221,10 @@ pub enum ConfigError {
     OverloadLateness,
     #[error("shutdown.grace_secs must be at most 86400")]
     Grace,
+    #[error(
+        "http: the timeouts must be from 1 to 3600 s, max_connections and max_body_bytes above 0"
+    )]
+    Http,
 }
 
 /// Everything `serve` starts the call runtime with.
@@ -235,6 +286,7 @@ impl ServeSettings {
         if self.shutdown.grace_secs > 86_400 {
             return Err(ConfigError::Grace);
         }
+        self.http.limits()?;
         let session = SessionConfig {
             inactivity_timeout: Duration::from_secs(m.inactivity_timeout_secs),
             rtcp_interval: Duration::from_secs(m.rtcp_interval_secs),
@@ -358,6 +410,14 @@ mod tests {
 
         assert!(toml::from_str::<ServeSettings>("[media]\ninband = \"sometimes\"").is_err());
         assert!(toml::from_str::<ServeSettings>("[media]\ntypo = 1").is_err());
+        let http: ServeSettings =
+            toml::from_str("[http]\nheader_read_timeout_secs = 2\nmax_connections = 8").unwrap();
+        let limits = http.http.limits().unwrap();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(limits.max_connections, 8);
+        assert_eq!(limits.max_body_bytes, 64 * 1024);
+        let bad: ServeSettings = toml::from_str("[http]\nmax_connections = 0").unwrap();
+        assert!(matches!(bad.resolve(1), Err(ConfigError::Http)));
         let bad: ServeSettings = toml::from_str("[media]\nrtcp_interval_secs = 0").unwrap();
         assert!(matches!(bad.resolve(1), Err(ConfigError::RtcpInterval)));
         let mut bad = ServeSettings::default();

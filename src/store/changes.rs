@@ -1,12 +1,13 @@
 //! Changes to a child's days, from every channel, through one door:
-//! [`Store::apply`]. One transaction each: lock the child, load, ask the
-//! rules, check the day is not closed, write, audit (R12), commit.
+//! [`Store::apply`]. Each is [`apply_in`]: lock the child, load, ask the
+//! rules, check the day is not closed, write, audit (R12); then commit
+//! (on SQLite, with the operations queued beside it: `store::writer`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use super::children::{load_child, load_child_days, load_school, load_settings};
+use super::children::{load_child_days, load_for_change};
 use super::rows::{date_text, millis};
 use super::{Backend, ChildId, Store, StoreError};
 use crate::bookings::{
@@ -54,6 +55,13 @@ impl Applied {
 impl Store {
     /// Applies `operation` to `child` at `now`, durably, or says why not.
     /// When this returns `Ok(Ok(_))` the change is committed.
+    ///
+    /// On SQLite the operation goes to the group-commit writer
+    /// ([`super::writer`]): it runs in its own savepoint inside a
+    /// transaction shared with the operations queued beside it, and is
+    /// answered only after that transaction's `COMMIT` returned. On
+    /// PostgreSQL it is a transaction of its own. Either way the steps and
+    /// the locks are those of [`apply_in`].
     pub async fn apply(
         &self,
         child: ChildId,
@@ -62,52 +70,81 @@ impl Store {
         channel: Channel,
         now: DateTime<Utc>,
     ) -> Result<Result<Applied, Refusal>, StoreError> {
-        let mut tx = self.write.begin().await?;
-        // Lock the child first (write lock on SQLite, row lock on PostgreSQL).
-        let locked = sqlx::query("UPDATE children SET version = version + 1 WHERE id = $1")
-            .bind(child.0)
-            .execute(&mut *tx)
-            .await?;
-        if locked.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "no child with id {}",
-                child.0
-            )));
+        if let Some(writer) = &self.writer {
+            return writer
+                .apply(super::writer::Pending {
+                    child,
+                    operation,
+                    actor: actor.clone(),
+                    channel,
+                    now,
+                })
+                .await;
         }
-        let plan = plan(&mut tx, child, operation, now).await?;
-        let applied = match plan {
-            Ok(applied) => applied,
+        let mut tx = self.write.begin().await?;
+        match apply_in(&mut tx, self.backend, child, operation, actor, channel, now).await? {
+            Ok(applied) => {
+                tx.commit().await?;
+                Ok(Ok(applied))
+            }
             Err(refusal) => {
                 tx.rollback().await?;
-                return Ok(Err(refusal));
+                Ok(Err(refusal))
             }
-        };
-        // The closing of a day and a late change never both win (R10): the
-        // change holds a shared lock on the day's row, the closing an
-        // exclusive one, and whoever comes second sees the other's result.
-        if day_is_closed(&mut tx, self.backend, applied.first_day()).await? {
-            tx.rollback().await?;
-            return Ok(Err(Refusal::AfterCutoff {
-                date: applied.first_day(),
-            }));
         }
-        write(&mut tx, child, &applied, actor, channel, now).await?;
-        let detail = serde_json::to_string(&applied).unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO audit (at_ms, actor, channel, child_id, action, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(millis(now))
-        .bind(actor.audit_form())
-        .bind(channel.as_str())
-        .bind(child.0)
-        .bind(action_word(&operation))
-        .bind(detail)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Ok(applied))
     }
+}
+
+/// One change inside the caller's transaction (or savepoint): lock the
+/// child, load, ask the rules, check the day is not closed, write, audit.
+/// On a refusal or an error the caller rolls back what this wrote.
+pub(super) async fn apply_in(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    child: ChildId,
+    operation: Operation,
+    actor: &Actor,
+    channel: Channel,
+    now: DateTime<Utc>,
+) -> Result<Result<Applied, Refusal>, StoreError> {
+    // Lock the child first (write lock on SQLite, row lock on PostgreSQL).
+    let locked = sqlx::query("UPDATE children SET version = version + 1 WHERE id = $1")
+        .bind(child.0)
+        .execute(&mut *conn)
+        .await?;
+    if locked.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!(
+            "no child with id {}",
+            child.0
+        )));
+    }
+    let applied = match plan(conn, child, operation, now).await? {
+        Ok(applied) => applied,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    // The closing of a day and a late change never both win (R10): the
+    // change holds a shared lock on the day's row, the closing an
+    // exclusive one, and whoever comes second sees the other's result.
+    if day_is_closed(conn, backend, applied.first_day()).await? {
+        return Ok(Err(Refusal::AfterCutoff {
+            date: applied.first_day(),
+        }));
+    }
+    write(conn, child, &applied, actor, channel, now).await?;
+    let detail = serde_json::to_string(&applied).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO audit (at_ms, actor, channel, child_id, action, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(millis(now))
+    .bind(actor.audit_form())
+    .bind(channel.as_str())
+    .bind(child.0)
+    .bind(action_word(&operation))
+    .bind(detail)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Ok(applied))
 }
 
 fn action_word(operation: &Operation) -> &'static str {
@@ -135,9 +172,7 @@ async fn plan(
     operation: Operation,
     now: DateTime<Utc>,
 ) -> Result<Result<Applied, Refusal>, StoreError> {
-    let settings = load_settings(conn).await?;
-    let record = load_child(conn, child).await?;
-    let school = load_school(conn, &record.school).await?;
+    let (settings, record, school) = load_for_change(conn, child).await?;
     let first_open = settings.first_open_date(now);
     let (from, to) = match operation {
         Operation::Day { date, .. } => (date.min(first_open), date.max(first_open)),
@@ -170,19 +205,32 @@ async fn day_is_closed(
     backend: Backend,
     date: NaiveDate,
 ) -> Result<bool, StoreError> {
-    sqlx::query("INSERT INTO days (date) VALUES ($1) ON CONFLICT (date) DO NOTHING")
-        .bind(date_text(date))
-        .execute(&mut *conn)
-        .await?;
+    match backend {
+        // The row must exist for the shared lock to hold it.
+        Backend::Postgres => {
+            sqlx::query("INSERT INTO days (date) VALUES ($1) ON CONFLICT (date) DO NOTHING")
+                .bind(date_text(date))
+                .execute(&mut *conn)
+                .await?;
+        }
+        // The change already holds the database's write lock (the version
+        // bump), so the closing, in this process or another, runs wholly
+        // before or after it: reading the row, or its absence, is enough,
+        // and saves a round trip.
+        Backend::Sqlite => {}
+    }
     let sql = format!(
         "SELECT closed_at_ms FROM days WHERE date = $1{}",
         backend.for_share()
     );
     let row = sqlx::query(&sql)
         .bind(date_text(date))
-        .fetch_one(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
-    Ok(row.try_get::<Option<i64>, _>("closed_at_ms")?.is_some())
+    Ok(match row {
+        Some(row) => row.try_get::<Option<i64>, _>("closed_at_ms")?.is_some(),
+        None => false,
+    })
 }
 
 async fn write(

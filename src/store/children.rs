@@ -1,5 +1,8 @@
 //! Reading the ente, schools and children, and a child's calendar.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -78,9 +81,38 @@ pub(super) fn child_from_row(row: &AnyRow) -> Result<Child, StoreError> {
 
 impl Store {
     /// The ente's settings; [`StoreError::NotImported`] before any import.
+    /// Served from the cache (`store::cache`): at most [`super::CACHE_TTL`]
+    /// old when another process changed them.
     pub async fn settings(&self) -> Result<EnteSettings, StoreError> {
+        Ok(EnteSettings::clone(&*self.cached_settings().await?))
+    }
+
+    pub(super) async fn cached_settings(&self) -> Result<Arc<EnteSettings>, StoreError> {
+        let now = Instant::now();
+        if let Some(settings) = self.cache.settings(now) {
+            return Ok(settings);
+        }
+        let generation = self.cache.generation();
         let mut conn = self.read.acquire().await?;
-        load_settings(&mut conn).await
+        let settings = Arc::new(load_settings(&mut conn).await?);
+        self.cache.put_settings(generation, now, settings.clone());
+        Ok(settings)
+    }
+
+    pub(super) async fn cached_school(
+        &self,
+        school: &SchoolId,
+    ) -> Result<Arc<SchoolCalendar>, StoreError> {
+        let now = Instant::now();
+        if let Some(calendar) = self.cache.school(school, now) {
+            return Ok(calendar);
+        }
+        let generation = self.cache.generation();
+        let mut conn = self.read.acquire().await?;
+        let calendar = Arc::new(load_school(&mut conn, school).await?);
+        self.cache
+            .put_school(generation, now, school.clone(), calendar.clone());
+        Ok(calendar)
     }
 
     pub async fn child_by_user_code(&self, code: &UserCode) -> Result<Option<Child>, StoreError> {
@@ -107,9 +139,9 @@ impl Store {
         row.as_ref().map(child_from_row).transpose()
     }
 
+    /// Served from the cache, like [`Store::settings`].
     pub async fn school_calendar(&self, school: &SchoolId) -> Result<SchoolCalendar, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        load_school(&mut conn, school).await
+        Ok(SchoolCalendar::clone(&*self.cached_school(school).await?))
     }
 
     /// The stored exceptions of a child that touch `from..=to`.
@@ -124,6 +156,8 @@ impl Store {
     }
 
     /// Each day of `from..=to` with its status, as the calendar shows it.
+    /// The settings and the school come from the cache; the child's marks
+    /// and suspensions from the database, always.
     pub async fn calendar(
         &self,
         child: &Child,
@@ -131,9 +165,9 @@ impl Store {
         to: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<Vec<CalendarDay>, StoreError> {
+        let settings = self.cached_settings().await?;
+        let school = self.cached_school(&child.school).await?;
         let mut conn = self.read.acquire().await?;
-        let settings = load_settings(&mut conn).await?;
-        let school = load_school(&mut conn, &child.school).await?;
         let days = load_child_days(&mut conn, child.id, from, to).await?;
         let calendar = ServiceCalendar::new(&school, child.class_weekdays);
         Ok(from
@@ -171,15 +205,20 @@ pub(super) async fn load_child(
     child_from_row(&row)
 }
 
+/// The ente's columns, as [`settings_from_row`] reads them.
+const ENTE_COLUMNS: &str = "e.name, e.timezone, e.cutoff, e.phone_window_opens, \
+     e.meal_price_cents AS ente_meal_price_cents, e.currency, e.helpdesk_phone, e.late_requests, \
+     e.low_balance_meals, e.pagopa_creditor, e.pagopa_aux_digit, e.pagopa_segregation";
+
 pub(super) async fn load_settings(conn: &mut AnyConnection) -> Result<EnteSettings, StoreError> {
-    let row = sqlx::query(
-        "SELECT name, timezone, cutoff, phone_window_opens, meal_price_cents, currency, \
-         helpdesk_phone, late_requests, low_balance_meals, pagopa_creditor, pagopa_aux_digit, \
-         pagopa_segregation FROM ente WHERE id = 1",
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(StoreError::NotImported)?;
+    let row = sqlx::query(&format!("SELECT {ENTE_COLUMNS} FROM ente e WHERE e.id = 1"))
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotImported)?;
+    settings_from_row(&row)
+}
+
+fn settings_from_row(row: &AnyRow) -> Result<EnteSettings, StoreError> {
     let timezone: String = row.try_get("timezone")?;
     let late: String = row.try_get("late_requests")?;
     let creditor: Option<String> = row.try_get("pagopa_creditor")?;
@@ -204,7 +243,7 @@ pub(super) async fn load_settings(conn: &mut AnyConnection) -> Result<EnteSettin
             .map_err(|_| StoreError::Corrupt(format!("bad stored time zone {timezone:?}")))?,
         cutoff: rows::parse_time(&row.try_get::<String, _>("cutoff")?)?,
         phone_window_opens: rows::parse_time(&row.try_get::<String, _>("phone_window_opens")?)?,
-        meal_price: Cents(row.try_get("meal_price_cents")?),
+        meal_price: Cents(row.try_get("ente_meal_price_cents")?),
         currency: row.try_get("currency")?,
         helpdesk_phone: row.try_get("helpdesk_phone")?,
         late_requests: match late.as_str() {
@@ -220,11 +259,23 @@ pub(super) async fn load_school(
     conn: &mut AnyConnection,
     school: &SchoolId,
 ) -> Result<SchoolCalendar, StoreError> {
-    let row = sqlx::query("SELECT year_start, year_end, weekdays FROM schools WHERE id = $1")
-        .bind(school.as_str())
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown school {school}")))?;
+    let row = sqlx::query(
+        "SELECT year_start, year_end, weekdays AS school_weekdays FROM schools WHERE id = $1",
+    )
+    .bind(school.as_str())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::Corrupt(format!("unknown school {school}")))?;
+    school_from_row(conn, school, &row).await
+}
+
+/// The school's year from `row` (`year_start`, `year_end`,
+/// `school_weekdays`), and its closures.
+async fn school_from_row(
+    conn: &mut AnyConnection,
+    school: &SchoolId,
+    row: &AnyRow,
+) -> Result<SchoolCalendar, StoreError> {
     let closures = sqlx::query(
         "SELECT date_from, date_to, reason FROM closures WHERE school_id = $1 ORDER BY date_from",
     )
@@ -241,11 +292,42 @@ pub(super) async fn load_school(
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(SchoolCalendar {
-        year_start: get_date(&row, "year_start")?,
-        year_end: get_date(&row, "year_end")?,
-        weekdays: rows::weekdays(row.try_get("weekdays")?),
+        year_start: get_date(row, "year_start")?,
+        year_end: get_date(row, "year_end")?,
+        weekdays: rows::weekdays(row.try_get("school_weekdays")?),
         closures,
     })
+}
+
+/// What a change needs besides the child's days: the ente's settings, the
+/// child and its school, in two statements (the child with its class,
+/// school and ente; then the school's closures) instead of four.
+pub(super) async fn load_for_change(
+    conn: &mut AnyConnection,
+    child: ChildId,
+) -> Result<(EnteSettings, Child, SchoolCalendar), StoreError> {
+    let sql = format!(
+        "SELECT {CHILD_COLUMNS}, s.year_start, s.year_end, s.weekdays AS school_weekdays, \
+         {ENTE_COLUMNS} FROM children c \
+         LEFT JOIN classes k ON k.school_id = c.school_id AND k.id = c.class_id \
+         JOIN schools s ON s.id = c.school_id \
+         JOIN ente e ON e.id = 1 \
+         WHERE c.id = $1"
+    );
+    let Some(row) = sqlx::query(&sql)
+        .bind(child.0)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        // Say which one is missing, as the separate loads do.
+        let settings = load_settings(conn).await?;
+        let record = load_child(conn, child).await?;
+        let school = load_school(conn, &record.school).await?;
+        return Ok((settings, record, school));
+    };
+    let record = child_from_row(&row)?;
+    let school = school_from_row(conn, &record.school, &row).await?;
+    Ok((settings_from_row(&row)?, record, school))
 }
 
 pub(super) async fn load_child_days(
@@ -255,41 +337,42 @@ pub(super) async fn load_child_days(
     to: NaiveDate,
 ) -> Result<ChildDays, StoreError> {
     let mut days = ChildDays::default();
-    let marks = sqlx::query(
-        "SELECT date, kind, channel, at_ms FROM day_marks \
-         WHERE child_id = $1 AND date >= $2 AND date <= $3",
+    // The marks in the range and every suspension of the child (few per
+    // child, and the rules need the ones beyond the range too, to refuse
+    // overlaps), in one statement: one round trip instead of two.
+    let rows = sqlx::query(
+        "SELECT 'm' AS source, date AS date_from, NULL AS date_until, kind, channel, at_ms \
+         FROM day_marks WHERE child_id = $1 AND date >= $2 AND date <= $3 \
+         UNION ALL \
+         SELECT 's', date_from, date_until, NULL, channel, at_ms \
+         FROM suspensions WHERE child_id = $1 \
+         ORDER BY 1, 2",
     )
     .bind(child.0)
     .bind(rows::date_text(from))
     .bind(rows::date_text(to))
     .fetch_all(&mut *conn)
     .await?;
-    for r in &marks {
-        let kind: String = r.try_get("kind")?;
-        let mark = DayMark {
-            kind: crate::bookings::MarkKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("bad mark {kind:?}")))?,
-            channel: rows::parse_channel(&r.try_get::<String, _>("channel")?)?,
-            at: rows::from_millis(r.try_get("at_ms")?)?,
-        };
-        days.marks.insert(get_date(r, "date")?, mark);
-    }
-    // Every suspension of the child: few per child, and the rules need the
-    // ones beyond the range too (to refuse overlaps).
-    let suspensions = sqlx::query(
-        "SELECT date_from, date_until, channel, at_ms FROM suspensions \
-         WHERE child_id = $1 ORDER BY date_from",
-    )
-    .bind(child.0)
-    .fetch_all(&mut *conn)
-    .await?;
-    for r in &suspensions {
-        days.suspensions.push(Suspension {
-            from: get_date(r, "date_from")?,
-            until: get_opt_date(r, "date_until")?,
-            channel: rows::parse_channel(&r.try_get::<String, _>("channel")?)?,
-            at: rows::from_millis(r.try_get("at_ms")?)?,
-        });
+    for r in &rows {
+        let channel = rows::parse_channel(&r.try_get::<String, _>("channel")?)?;
+        let at = rows::from_millis(r.try_get("at_ms")?)?;
+        if r.try_get::<String, _>("source")? == "m" {
+            let kind: String = r.try_get("kind")?;
+            let mark = DayMark {
+                kind: crate::bookings::MarkKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("bad mark {kind:?}")))?,
+                channel,
+                at,
+            };
+            days.marks.insert(get_date(r, "date_from")?, mark);
+        } else {
+            days.suspensions.push(Suspension {
+                from: get_date(r, "date_from")?,
+                until: get_opt_date(r, "date_until")?,
+                channel,
+                at,
+            });
+        }
     }
     Ok(days)
 }

@@ -167,6 +167,7 @@ impl Store {
             .ok_or(StoreError::NotImported)?;
         let started: Option<String> = row.try_get("service_started_on")?;
         tx.commit().await?;
+        self.settings_changed();
         rows::parse_date(&started.unwrap_or_else(|| date_text(today)))
     }
 }

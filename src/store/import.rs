@@ -165,6 +165,7 @@ impl Store {
             summary.news += 1;
         }
         tx.commit().await?;
+        self.settings_changed();
         Ok(Ok(summary))
     }
 }

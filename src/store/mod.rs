@@ -7,13 +7,16 @@
 //! 8601 text and instants as milliseconds since the epoch, identical on
 //! both (docs/decisions.md explains why).
 //!
-//! Every operation is one transaction. A change to a child begins by
+//! Every operation is one transaction (on SQLite, changes to children share
+//! one with the changes queued beside them, each in its own savepoint:
+//! group commit, `writer.rs`). A change to a child begins by
 //! bumping the child's `version`, which takes the write lock on SQLite and
 //! the row lock on PostgreSQL before anything is read: two channels
 //! changing the same child at once are serialized and neither update is
 //! lost. The rules themselves are in [`crate::bookings`]: the store loads
 //! the child's exceptions, asks the rules what to write, and writes it.
 
+mod cache;
 mod changes;
 mod children;
 mod closing;
@@ -23,13 +26,16 @@ mod operator;
 mod payments;
 mod rows;
 mod sessions;
+mod writer;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use cache::TTL as CACHE_TTL;
 pub use changes::{Applied, Operation};
 pub use children::{CalendarDay, Child, ChildId};
 pub use closing::ClosingOutcome;
@@ -54,6 +60,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Conflict(String),
+    /// The group commit's transaction failed: no operation of the batch
+    /// was committed (the cause is logged once by the writer).
+    #[error("the group commit failed: {0}")]
+    BatchFailed(String),
+    /// The group-commit writer has stopped (the runtime is shutting down).
+    #[error("the store's writer has stopped")]
+    WriterGone,
 }
 
 /// Which database is behind the pool.
@@ -84,6 +97,11 @@ pub struct Store {
     /// same pool as reads.
     write: AnyPool,
     backend: Backend,
+    /// Settings and school calendars for reads (`store::cache`).
+    cache: Arc<cache::Cache>,
+    /// SQLite: the group-commit writer every `apply` goes through
+    /// (`store::writer`). PostgreSQL: None, a transaction per change.
+    writer: Option<writer::Writer>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -109,6 +127,11 @@ impl Store {
                     AnyPoolOptions::new()
                         .max_connections(max)
                         .acquire_timeout(Duration::from_secs(30))
+                        // A local file does not drop connections; the
+                        // default ping before every acquire is a round trip
+                        // to the connection's worker thread (a third of a
+                        // calendar read's cost, docs/benchmarks.md).
+                        .test_before_acquire(false)
                         .after_connect(|conn, _meta| {
                             Box::pin(async move {
                                 // WAL: readers never block the writer. FULL sync:
@@ -129,8 +152,10 @@ impl Store {
                 let read = pool(8).await?;
                 Store {
                     read,
+                    writer: Some(writer::Writer::start(write.clone(), backend)),
                     write,
                     backend,
+                    cache: Arc::default(),
                 }
             }
             Backend::Postgres => {
@@ -145,10 +170,26 @@ impl Store {
                     read: pool.clone(),
                     write: pool,
                     backend,
+                    cache: Arc::default(),
+                    writer: None,
                 }
             }
         };
         Ok(store)
+    }
+
+    /// The same store without the group commit or the read cache, for
+    /// the benchmark to measure what each gains (`benches/api.rs`
+    /// `--no-group-commit`, `--no-cache`). Not for serving.
+    #[doc(hidden)]
+    pub fn tuned(mut self, group_commit: bool, cache: bool) -> Store {
+        if !group_commit {
+            self.writer = None;
+        }
+        if !cache {
+            self.cache = Arc::new(cache::Cache::disabled());
+        }
+        self
     }
 
     pub fn backend(&self) -> Backend {
@@ -158,6 +199,12 @@ impl Store {
     /// True when the database answers (for health checks).
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+    }
+
+    /// Forgets the cached settings and school calendars; every method that
+    /// writes them calls it after its commit.
+    fn settings_changed(&self) {
+        self.cache.clear();
     }
 
     pub async fn close(&self) {
