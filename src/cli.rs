@@ -833,7 +833,7 @@ async fn serve(
     let listener = runtime::http::bind(http_listen)
         .await
         .with_context(|| format!("cannot listen on {http_listen}"))?;
-    let advertise = resolved.endpoint.advertise;
+    let mut advertise = resolved.endpoint.advertise;
     let actions = runtime::ivr_actions::IvrActions::new(
         store.clone(),
         clock.clone(),
@@ -859,6 +859,10 @@ async fn serve(
         .sip_listening
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let http_addr = listener.local_addr().unwrap_or(http_listen);
+    if advertise.port() == 0 {
+        // Listening on port 0: the endpoint advertises the port bound.
+        advertise.set_port(calls.sip_addr.port());
+    }
     tracing::info!(
         database = %redact_url(&url),
         now = %settings_db.local(clock.now()),

@@ -63,9 +63,10 @@ enum FromTcp {
 
 /// Binds UDP and TCP on `listen` (port 0: any, the same for both) and
 /// spawns the driver.
-pub async fn spawn(listen: SocketAddr, endpoint: Endpoint) -> io::Result<SipServer> {
+pub async fn spawn(listen: SocketAddr, mut endpoint: Endpoint) -> io::Result<SipServer> {
     let udp = UdpSocket::bind(listen).await?;
     let local_addr = udp.local_addr()?;
+    endpoint.listening_on(local_addr);
     let tcp = TcpListener::bind(local_addr).await?;
     let (command_tx, command_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();

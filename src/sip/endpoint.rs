@@ -171,6 +171,16 @@ impl Endpoint {
         }
     }
 
+    /// The sockets are bound at `local`: when the advertised port is 0
+    /// (listening on port 0, as tests do), peers must be told the port
+    /// actually bound, in Contact and Via, or their in-dialog requests go
+    /// nowhere.
+    pub fn listening_on(&mut self, local: std::net::SocketAddr) {
+        if self.config.advertise.port() == 0 {
+            self.config.advertise.set_port(local.port());
+        }
+    }
+
     /// Graceful shutdown: new INVITEs and OPTIONS get 503; calls go on.
     pub fn set_draining(&mut self, draining: bool) {
         self.draining = draining;

@@ -1022,3 +1022,30 @@ fn overloaded_sheds_new_calls_and_probes_until_cleared() {
         "calls are taken again"
     );
 }
+
+#[test]
+fn listening_on_port_zero_advertises_the_port_bound() {
+    let mut c = config();
+    c.advertise = "198.51.100.7:0".parse().unwrap();
+    let mut h = Harness::new(c);
+    h.ep.listening_on("0.0.0.0:40123".parse().unwrap());
+    let out = h.send(&invite("", SDP));
+    assert_eq!(statuses(&out), vec![100]);
+    let Some(Event::IncomingCall { call, .. }) = h.take_events().pop() else {
+        panic!("no call")
+    };
+    h.ep.answer(h.now, call, "198.51.100.7:20000".parse().unwrap())
+        .unwrap();
+    let ok = text(&h.drain()[0]);
+    assert!(ok.contains("Contact: <sip:198.51.100.7:40123>"), "{ok}");
+    // A configured port is kept whatever the socket.
+    let mut h = Harness::new(config());
+    h.ep.listening_on("0.0.0.0:40123".parse().unwrap());
+    h.send(&invite("", SDP));
+    let Some(Event::IncomingCall { call, .. }) = h.take_events().pop() else {
+        panic!("no call")
+    };
+    h.ep.answer(h.now, call, "198.51.100.7:20000".parse().unwrap())
+        .unwrap();
+    assert!(text(&h.drain()[0]).contains("Contact: <sip:198.51.100.7:5060>"));
+}
