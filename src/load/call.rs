@@ -356,12 +356,20 @@ impl LoadCall {
 impl LoadCall {
     fn invite(&self) -> Vec<u8> {
         let c = &self.config;
-        let (first, second) = (8, 0);
+        // A phone that sends its keys in-band offers no telephone-event
+        // (else a server would rightly expect RFC 4733 and may not listen
+        // to the audio for tones).
+        let (formats, event) = match c.keys {
+            KeyMode::Rfc4733 => (
+                "8 0 101",
+                "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n",
+            ),
+            KeyMode::InBand => ("8 0", ""),
+        };
         let sdp = format!(
             "v=0\r\no=- {ssrc} 1 IN IP4 {ip}\r\ns=mensa load\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-             m=audio {port} RTP/AVP {first} {second} 101\r\na=rtpmap:8 PCMA/8000\r\n\
-             a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n\
-             a=ptime:20\r\na=sendrecv\r\n",
+             m=audio {port} RTP/AVP {formats}\r\na=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:0 PCMU/8000\r\n{event}a=ptime:20\r\na=sendrecv\r\n",
             ssrc = self.ssrc,
             ip = c.local_rtp.ip(),
             port = c.local_rtp.port(),

@@ -2,7 +2,7 @@
 //! parsed once from `--script` and shared by every call.
 //!
 //! ```text
-//! ivr   = speech, quiet:800, keys:{code}#, speech, quiet:800, keys:1, speech, quiet:800, bye
+//! ivr   = speech, quiet:800, keys:{code}#, speech, wait:5000, keys:1, speech, wait:4000, bye
 //! short = wait:1000, bye
 //! ```
 //!
@@ -61,10 +61,14 @@ pub enum ScriptError {
 }
 
 impl Script {
-    /// The full IVR call of issue #7: greeting, code, `#`, menu, `1`,
-    /// confirmation, hang up.
+    /// The full IVR call of issue #7: the caller listens to the greeting
+    /// and the code question to their end, types the code and `#`,
+    /// presses `1` five seconds into the menu (after "premere 1 per
+    /// disdire"), hears the confirmation and hangs up: about 22 s on the
+    /// demo line. (The confirmation runs into the menu with no pause, so
+    /// its end is a fixed wait, not `quiet`.)
     pub const IVR: &'static str =
-        "speech,quiet:800,keys:{code}#,speech,quiet:800,keys:1,speech,quiet:800,bye";
+        "speech,quiet:800,keys:{code}#,speech,wait:5000,keys:1,speech,wait:4000,bye";
     /// Answer, hold 1 s, BYE.
     pub const SHORT: &'static str = "wait:1000,bye";
 
