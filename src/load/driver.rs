@@ -123,6 +123,8 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
     let mut next_progress = start + Duration::from_secs(1);
     let mut last_rx = 0u64;
     let mut starting = true;
+    // What the last poll(2) said; both are read when it was skipped.
+    let (mut sip_readable, mut rtp_readable) = (true, true);
 
     let touch = |slots: &mut Vec<Option<Slot>>, touched: &mut Vec<u32>, i: u32| {
         if let Some(Some(s)) = slots.get_mut(i as usize)
@@ -134,7 +136,9 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
     };
 
     loop {
-        let now = Instant::now();
+        // Refreshed after each receive batch, so arrival times are those of
+        // the batch; never goes backwards for a call.
+        let mut now = Instant::now();
         let stopping = stop.load(Ordering::Relaxed);
         if starting {
             let out_of_calls = config.calls.is_some_and(|n| t.attempted >= n);
@@ -190,11 +194,19 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
         if active >= config.concurrent && next_start < now {
             next_start = now;
         }
-        // SIP in.
+        // SIP in. A batch that is not full means the queue is empty: no
+        // extra call just to hear EAGAIN.
+        let mut more = sip_readable;
         for _ in 0..16 {
+            if !more {
+                break;
+            }
             match sip.recv_batch(&mut got) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(n) => {
+                    now = Instant::now();
+                    more = n == sip.batch();
+                }
                 Err(e) if e.raw_os_error() == Some(nix::libc::ECONNREFUSED) => {
                     // The target port is closed: every call still waiting
                     // for its first answer fails as a transport error.
@@ -230,10 +242,17 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
             }
         }
         // RTP in.
+        let mut more = rtp_readable;
         for _ in 0..64 {
+            if !more {
+                break;
+            }
             match rtp.recv_batch(&mut got) {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {}
+                Ok(n) => {
+                    now = Instant::now();
+                    more = n == rtp.batch();
+                }
             }
             for (k, &(len, from)) in got.iter().enumerate() {
                 match by_rtp.get(&from) {
@@ -332,13 +351,20 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
             wake = wake.min(next_start);
         }
         let wait = wake.saturating_duration_since(Instant::now());
+        (sip_readable, rtp_readable) = (true, true);
         if !wait.is_zero() {
             let ms = wait.as_micros().div_ceil(1000).min(1000) as u16;
             let mut fds = [
                 PollFd::new(sip.socket.as_fd(), PollFlags::POLLIN),
                 PollFd::new(rtp.socket.as_fd(), PollFlags::POLLIN),
             ];
-            let _ = poll(&mut fds, PollTimeout::from(ms));
+            if poll(&mut fds, PollTimeout::from(ms)).is_ok() {
+                let readable = |fd: &PollFd| {
+                    fd.revents()
+                        .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR))
+                };
+                (sip_readable, rtp_readable) = (readable(&fds[0]), readable(&fds[1]));
+            }
         }
     }
 

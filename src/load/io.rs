@@ -51,6 +51,11 @@ impl BatchSocket {
         let _ = setsockopt(&self.socket, sockopt::Ipv4RecvErr, &true);
     }
 
+    /// How many datagrams one [`BatchSocket::recv_batch`] takes at most.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
     }
