@@ -50,7 +50,7 @@ batched=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["batc
 single=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["one_call_per_packet_per_s"]))' "$ceiling")
 echo "# loopback ceiling: batched $batched packets/s, one call per packet $single packets/s" >> "$OUT"
 echo "ceiling: batched $batched/s, single $single/s" >&2
-echo "kind,level,rate,audio,attempted,answered,completed,failed,failed_503,rtx_sent,rtx_seen,setup_p50_ms,setup_p99_ms,rx_packets_per_s,spacing_p99_ms,jitter_p99_ms,jitter_max_ms,lateness_p99_ms,loss_percent,key_to_prompt_p99_ms,store_ok,server_cpu_percent,server_cpu_p90_percent,server_rss_mib,generator_cpu_percent,ceiling_batched_per_s,load_avg_1m" >> "$OUT"
+echo "kind,level,rate,audio,attempted,answered,completed,failed,failed_503,rtx_sent,rtx_seen,setup_p50_ms,setup_p99_ms,rx_packets_per_s,spacing_p99_ms,jitter_p99_ms,jitter_max_ms,lateness_p99_ms,loss_percent,key_to_prompt_p99_ms,store_ok,server_cpu_percent,server_cpu_p90_percent,server_rss_mib,generator_cpu_percent,ceiling_batched_per_s,load_avg_1m,udp_rcvbuf_errors,udp_sndbuf_errors" >> "$OUT"
 
 server_pid=
 stop_server() {
@@ -86,10 +86,18 @@ sample() {
     done > "$1"
 }
 
+# The kernel's UDP counters (/proc/net/snmp): datagrams dropped for a full
+# receive or send buffer, anyone's — ours, the server's.
+udp_counters() {
+    awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) n[$i] = i; h = 1 } else print $n["RcvbufErrors"], $n["SndbufErrors"] }' /proc/net/snmp
+}
+
 row() { # kind level rate audio dir
     python3 - "$@" "$HZ" "$batched" <<'PY'
 import json, sys
 kind, level, rate, audio, d, hz, ceiling = sys.argv[1:8]
+before = list(map(int, open(f"{d}/udp-before.txt").read().split()))
+after = list(map(int, open(f"{d}/udp-after.txt").read().split()))
 r = json.load(open(f"{d}/report.json"))
 samples = [tuple(map(float, l.split())) for l in open(f"{d}/cpu.txt") if l.strip()]
 cpu = []
@@ -112,7 +120,7 @@ print(",".join(map(str, [
     f"{r['rtp_loss_percent']:.4f}", f("key_to_prompt", "p99_ms"),
     "" if check is None else str(check["ok"]).lower(), f"{avg:.1f}", f"{p90:.1f}",
     f"{rss:.1f}", f"{r['generator_cpu']['percent_of_one_core']:.1f}", ceiling,
-    open("/proc/loadavg").read().split()[0],
+    open("/proc/loadavg").read().split()[0], after[0] - before[0], after[1] - before[1],
 ])))
 PY
 }
@@ -123,8 +131,10 @@ run_level() { # kind level rate audio-flag extra-args...
     start_server "$dir"
     sample "$dir/cpu.txt" &
     local sampler=$!
+    udp_counters > "$dir/udp-before.txt"
     "$BIN" load --target "$SIP" --json "$audio" "$@" \
         --store-check "$dir/mensa.db" > "$dir/report.json" 2> "$dir/progress.txt" || true
+    udp_counters > "$dir/udp-after.txt"
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
     row "$kind" "$level" "$rate" "$audio" "$dir" | tee -a "$OUT" >&2
