@@ -99,6 +99,9 @@ pub struct Ended {
     pub rtp_sent: u64,
     pub rtp_expected: u64,
     pub rtp_lost: u64,
+    /// 20 ms frames not sent because the driver was more than 60 ms late
+    /// (the generator, not the server, fell behind).
+    pub frames_skipped: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -228,6 +231,7 @@ impl LoadCall {
                 rtp_sent: 0,
                 rtp_expected: 0,
                 rtp_lost: 0,
+                frames_skipped: 0,
             },
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -320,8 +324,17 @@ impl LoadCall {
         if !matches!(self.sip, Sip::Confirmed { .. }) {
             return;
         }
-        // Media ticks, possibly several if the driver was late.
+        // Media ticks, possibly several if the driver was late; past three
+        // frames late, skip to the latest (as a phone whose CPU stalled),
+        // rather than burst, and count it against the generator.
         while let Some(at) = self.next_frame.filter(|at| *at <= now) {
+            let behind = now.saturating_duration_since(at);
+            if behind > FRAME * 3 {
+                let skip = (behind.as_micros() / FRAME.as_micros()) as u32;
+                self.ended.frames_skipped += u64::from(skip);
+                self.next_frame = Some(at + FRAME * skip);
+                continue;
+            }
             self.media_tick(at);
         }
         self.run_script(now);

@@ -251,3 +251,20 @@ fn rfc4733_keys_without_audio() {
     assert_eq!(ends, vec![5, 8, 2, 1, 3, 11, 1]);
     assert!(call.ended.pressed_1);
 }
+
+#[test]
+fn a_late_driver_skips_frames_instead_of_bursting() {
+    let t0 = Instant::now();
+    let mut call = LoadCall::new(config("wait:5000,bye", true), 6, None, t0);
+    let invite = drain(&mut call).0.remove(0);
+    let mut stats = MediaStats::default();
+    call.handle_input(t0, Input::Sip(&answer(&invite, 200, true)), &mut stats);
+    let _ = drain(&mut call);
+    call.handle_timeout(t0);
+    assert_eq!(drain(&mut call).0.len(), 1, "the first frame");
+    // 200 ms late: one frame now, not ten.
+    call.handle_timeout(t0 + Duration::from_millis(220));
+    assert_eq!(drain(&mut call).0.len(), 1);
+    assert_eq!(call.ended.frames_skipped, 10);
+    assert_eq!(call.poll_timeout(), Some(t0 + Duration::from_millis(240)));
+}

@@ -76,6 +76,7 @@ struct Totals {
     rtp_expected: u64,
     rtp_lost: u64,
     send_errors: u64,
+    frames_skipped: u64,
     setup: Histogram,
     prompt_to_key: Histogram,
     key_to_prompt: Histogram,
@@ -407,6 +408,7 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
         keys_sent: t.keys_sent,
         calls_pressing_1: t.pressed_1,
         send_errors: t.send_errors,
+        generator_frames_skipped: t.frames_skipped,
         generator_cpu: OwnCpu {
             user_s: cpu.0,
             system_s: cpu.1,
@@ -433,6 +435,7 @@ fn record(t: &mut Totals, ev: CallEvent) {
             t.rtp_sent += e.rtp_sent;
             t.rtp_expected += e.rtp_expected;
             t.rtp_lost += e.rtp_lost;
+            t.frames_skipped += e.frames_skipped;
             match e.result {
                 Ok(()) => {
                     t.completed += 1;

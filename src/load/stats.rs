@@ -216,6 +216,9 @@ pub struct Report {
     pub keys_sent: u64,
     pub calls_pressing_1: u64,
     pub send_errors: u64,
+    /// Frames our callers did not send because the generator fell behind:
+    /// non-zero means the generator, not only the server, was saturated.
+    pub generator_frames_skipped: u64,
     pub generator_cpu: OwnCpu,
     pub store_check: Option<StoreCheck>,
 }
@@ -301,6 +304,13 @@ impl Report {
         let _ = writeln!(s, "  key→prompt:  {}", sum(&self.key_to_prompt));
         if self.send_errors > 0 {
             let _ = writeln!(s, "send errors: {}", self.send_errors);
+        }
+        if self.generator_frames_skipped > 0 {
+            let _ = writeln!(
+                s,
+                "generator fell behind: {} frames skipped",
+                self.generator_frames_skipped
+            );
         }
         let c = &self.generator_cpu;
         let _ = writeln!(
