@@ -10,7 +10,7 @@
 #   cargo build --release
 #   scripts/capacity.sh [OUT.csv]        # default target/capacity/capacity.csv
 #
-# Settings (environment): LEVELS, AUDIO_LEVELS, RATES, IVR_SECONDS (how long
+# Settings (environment; an empty list skips that series): LEVELS, AUDIO_LEVELS, RATES, IVR_SECONDS (how long
 # calls are started at each level, default 35; each level then takes about
 # 60 s), SHORT_SECONDS (20), CEILING_SECONDS (3 per mode), BIN.
 set -euo pipefail
@@ -18,9 +18,9 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/mensa}
 WORK=${WORK:-target/capacity}
 OUT=${1:-$WORK/capacity.csv}
-LEVELS=${LEVELS:-"250 500 1000 2000 3000 5000"}
-AUDIO_LEVELS=${AUDIO_LEVELS:-"250 500 1000 2000 2500"}
-RATES=${RATES:-"250 500 1000 1500 2000"}
+LEVELS=${LEVELS-"250 500 1000 2000 3000 5000"}
+AUDIO_LEVELS=${AUDIO_LEVELS-"250 500 1000 2000 2500"}
+RATES=${RATES-"250 500 1000 1500 2000"}
 IVR_SECONDS=${IVR_SECONDS:-35}
 SHORT_SECONDS=${SHORT_SECONDS:-20}
 CEILING_SECONDS=${CEILING_SECONDS:-3}
