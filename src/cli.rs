@@ -131,6 +131,70 @@ enum Command {
     /// Write a pcap of a key sequence for sipp's play_pcap_audio
     /// (docs/testing-calls.md).
     DtmfPcap(DtmfPcapArgs),
+    /// Place calls at a SIP target the way callers do, and report
+    /// (docs/load.md).
+    Load(Box<LoadArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+struct LoadArgs {
+    /// The SIP target (UDP).
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    target: std::net::SocketAddr,
+    /// The local address to send from (SIP and RTP sockets).
+    #[arg(long, default_value = "127.0.0.1")]
+    local: std::net::IpAddr,
+    /// New calls per second.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// At most this many calls up at once.
+    #[arg(long, default_value_t = 100)]
+    concurrent: usize,
+    /// Place this many calls [default: 10 unless --duration].
+    #[arg(long, conflicts_with = "duration")]
+    calls: Option<u64>,
+    /// Or start calls for this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// What a caller does once answered: `ivr`, `short`, or steps
+    /// (speech, quiet:MS, wait:MS, keys:KEYS with {code}, bye, await-bye).
+    #[arg(long, default_value = "ivr")]
+    script: String,
+    /// Short calls: answer, hold this many seconds, BYE (overrides --script).
+    #[arg(long)]
+    hold: Option<f64>,
+    /// Cancel codes: an import TOML or one code a line [default: the demo's].
+    #[arg(long, value_name = "FILE")]
+    codes: Option<PathBuf>,
+    /// How keys are sent.
+    #[arg(long, value_parser = ["rfc4733", "inband"], default_value = "rfc4733")]
+    keys: String,
+    /// Stream 20 ms audio frames for the whole call (in-band keys always do).
+    #[arg(long, overrides_with = "no_audio")]
+    audio: bool,
+    /// Send RTP only for keys.
+    #[arg(long)]
+    no_audio: bool,
+    /// The number called.
+    #[arg(long, default_value = "800082653")]
+    number: String,
+    /// Seconds without a final answer to an INVITE before it fails.
+    #[arg(long, default_value_t = 32.0)]
+    setup_timeout: f64,
+    /// After the run, check every call that pressed 1 in the server's store
+    /// (a SQLite file or a database URL).
+    #[arg(long, value_name = "DB")]
+    store_check: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+    /// Measure the loopback ceiling (UDP packets/s) this many seconds per
+    /// mode instead of placing calls.
+    #[arg(long, value_name = "SECS")]
+    ceiling: Option<f64>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -289,7 +353,115 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             serve(url, now, demo, config, overrides, http_listen, api).await
         }
         Command::DtmfPcap(args) => dtmf_pcap(out, &args),
+        Command::Load(args) => load(out, *args).await,
     }
+}
+
+/// `mensa load`: the run blocks one thread of its own (the generator's
+/// event loop); the store check, if any, reads the store after it.
+async fn load(out: &mut String, args: LoadArgs) -> Result<ExitCode> {
+    use crate::load::{self, KeyMode, Script};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    if let Some(secs) = args.ceiling {
+        let each = Duration::from_secs_f64(secs.max(0.1));
+        let c = tokio::task::spawn_blocking(move || load::ceiling::measure(each)).await??;
+        if args.json {
+            outln!(out, "{}", serde_json::to_string(&c)?);
+        } else {
+            outln!(
+                out,
+                "loopback ceiling ({} B datagrams, {:.1} s each): batched {:.0}/s, one call per packet {:.0}/s",
+                c.payload_bytes,
+                c.seconds_each,
+                c.batched_per_s,
+                c.one_call_per_packet_per_s
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (script_spec, script) = match args.hold {
+        Some(h) => (
+            format!("wait:{},bye", (h * 1000.0) as u64),
+            Script::hold(Duration::from_secs_f64(h.max(0.0))),
+        ),
+        None => (args.script.clone(), Script::parse(&args.script)?),
+    };
+    let codes = match &args.codes {
+        Some(file) => crate::load::script::parse_codes(
+            &std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?,
+        ),
+        None => crate::load::script::parse_codes(include_str!("demo.toml")),
+    };
+    if script.uses_code() && codes.is_empty() {
+        bail!("the script types {{code}} but there are no cancel codes");
+    }
+    let keys = if args.keys == "inband" {
+        KeyMode::InBand
+    } else {
+        KeyMode::Rfc4733
+    };
+    let store = match &args.store_check {
+        Some(db) => {
+            let url = load::check::store_url(db);
+            let store = Store::open(&url)
+                .await
+                .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+            let since = load::check::last_call_id(&store).await?;
+            Some((store, since))
+        }
+        None => None,
+    };
+    let config = load::LoadConfig {
+        target: args.target,
+        local_ip: args.local,
+        rate: args.rate,
+        concurrent: args.concurrent.max(1),
+        calls: args.calls.or(args.duration.is_none().then_some(10)),
+        duration: args.duration.map(|d| Duration::from_secs_f64(d.max(0.0))),
+        script_spec,
+        script,
+        codes,
+        keys,
+        audio: args.audio || !args.no_audio,
+        setup_timeout: Duration::from_secs_f64(args.setup_timeout.max(0.1)),
+        number: args.number.clone(),
+        progress: !args.quiet,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.store(true, Ordering::Relaxed);
+        }
+    });
+    let (mut report, cancelling) =
+        tokio::task::spawn_blocking(move || load::run(config, stop)).await??;
+    if let Some((store, since)) = store {
+        // The server stores a call record when the call ends, just after
+        // our BYE: give the last ones a moment.
+        let mut check = load::check::check(&store, since, &cancelling).await?;
+        for _ in 0..20 {
+            if check.ok {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            check = load::check::check(&store, since, &cancelling).await?;
+        }
+        report.store_check = Some(check);
+    }
+    if args.json {
+        outln!(out, "{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        out.push_str(&report.to_text());
+    }
+    let clean = report.failed == 0 && report.store_check.as_ref().is_none_or(|c| c.ok);
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// `mensa dtmf-pcap KEYS FILE`: builds the pcap (media::pcap), writes it.

@@ -32,6 +32,7 @@ pub mod bookings;
 pub mod cli;
 pub mod import;
 pub mod ivr;
+pub mod load;
 pub mod media;
 pub mod runtime;
 pub mod sip;

@@ -1,0 +1,143 @@
+//! Batched UDP for the load driver: `recvmmsg`/`sendmmsg` through nix's
+//! safe wrappers, so a tick's packets cost one system call per socket
+//! rather than one each (IPv4 only: the generator runs on loopback or a
+//! test network).
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg, setsockopt, sockopt,
+};
+
+/// One socket with its preallocated batch buffers.
+pub struct BatchSocket {
+    pub socket: UdpSocket,
+    recv_headers: MultiHeaders<SockaddrIn>,
+    send_headers: MultiHeaders<SockaddrIn>,
+    bufs: Vec<Vec<u8>>,
+    batch: usize,
+}
+
+/// Datagrams received by one call: (length, source) for each buffer used.
+pub type Received = Vec<(usize, SocketAddr)>;
+
+impl BatchSocket {
+    /// Binds `addr` non-blocking with `batch` buffers of `size` bytes and
+    /// large kernel buffers (forced when we may, as root).
+    pub fn bind(addr: SocketAddr, batch: usize, size: usize) -> io::Result<BatchSocket> {
+        let socket = UdpSocket::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        let bytes = 16 << 20;
+        if setsockopt(&socket, sockopt::RcvBufForce, &bytes).is_err() {
+            let _ = setsockopt(&socket, sockopt::RcvBuf, &bytes);
+        }
+        if setsockopt(&socket, sockopt::SndBufForce, &bytes).is_err() {
+            let _ = setsockopt(&socket, sockopt::SndBuf, &bytes);
+        }
+        Ok(BatchSocket {
+            socket,
+            recv_headers: MultiHeaders::preallocate(batch, None),
+            send_headers: MultiHeaders::preallocate(batch, None),
+            bufs: vec![vec![0; size]; batch],
+            batch,
+        })
+    }
+
+    /// Reports ICMP errors (port unreachable) as receive errors.
+    pub fn report_icmp(&self) {
+        let _ = setsockopt(&self.socket, sockopt::Ipv4RecvErr, &true);
+    }
+
+    /// How many datagrams one [`BatchSocket::recv_batch`] takes at most.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Receives up to one batch without blocking; `got` lists what arrived,
+    /// read with [`BatchSocket::datagram`]. `Ok(0)` when none is waiting.
+    pub fn recv_batch(&mut self, got: &mut Received) -> io::Result<usize> {
+        got.clear();
+        let fd = self.socket.as_raw_fd();
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
+            .bufs
+            .iter_mut()
+            .map(|b| [IoSliceMut::new(&mut b[..])])
+            .collect();
+        match recvmmsg(
+            fd,
+            &mut self.recv_headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        ) {
+            Ok(results) => {
+                for r in results {
+                    let from = r.address.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |a| {
+                        SocketAddr::V4(SocketAddrV4::from(a))
+                    });
+                    got.push((r.bytes, from));
+                }
+                Ok(got.len())
+            }
+            Err(Errno::EAGAIN) => Ok(0),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+
+    /// The `i`th datagram of the last [`BatchSocket::recv_batch`].
+    pub fn datagram(&self, i: usize, len: usize) -> &[u8] {
+        &self.bufs[i][..len.min(self.bufs[i].len())]
+    }
+
+    /// Sends every datagram of `out` in as few calls as the batch size
+    /// allows; returns how many could not be sent (a full socket buffer
+    /// or an error), which are dropped.
+    pub fn send_all(&mut self, out: &[(SocketAddr, Vec<u8>)]) -> u64 {
+        let fd = self.socket.as_raw_fd();
+        let mut dropped = 0;
+        let mut rest = out;
+        while !rest.is_empty() {
+            let n = rest.len().min(self.batch);
+            let (now, later) = rest.split_at(n);
+            let slices: Vec<[IoSlice<'_>; 1]> =
+                now.iter().map(|(_, p)| [IoSlice::new(p)]).collect();
+            let addrs: Vec<Option<SockaddrIn>> = now
+                .iter()
+                .map(|(a, _)| match a {
+                    SocketAddr::V4(v4) => Some(SockaddrIn::from(*v4)),
+                    SocketAddr::V6(_) => None,
+                })
+                .collect();
+            let sent = match sendmmsg(
+                fd,
+                &mut self.send_headers,
+                &slices,
+                &addrs,
+                [],
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(results) => results.count(),
+                Err(Errno::EAGAIN | Errno::ENOBUFS) => 0,
+                // An ICMP error queued by an earlier datagram surfaces here
+                // (ECONNREFUSED): the datagram was not sent; go on.
+                Err(_) => 0,
+            };
+            if sent == 0 {
+                // Skip the first: it is the one the kernel refused.
+                dropped += 1;
+                rest = &rest[1..];
+            } else {
+                rest = &rest[sent..];
+            }
+            let _ = later;
+        }
+        dropped
+    }
+}
