@@ -133,6 +133,7 @@ fn main() {
         },
         tickers: 0,
         media_send,
+        media_priority: None,
         overload_lateness: None,
         shutdown_grace: Duration::from_secs(1),
     };

@@ -85,6 +85,7 @@ fn a_call_with_keys_from_three_paths_and_a_steady_prompt() {
         },
         tickers: 2,
         media_send: None,
+        media_priority: None,
         overload_lateness: None,
         shutdown_grace: Duration::from_secs(1),
     };

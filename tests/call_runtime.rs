@@ -71,6 +71,7 @@ fn shedding_runtime(
         },
         tickers: 1,
         media_send: None,
+        media_priority: None,
         overload_lateness: overload,
         shutdown_grace: Duration::from_secs(1),
     };

@@ -80,8 +80,12 @@ pub struct Transmit {
 /// What the driver feeds a call.
 pub enum Input<'a> {
     Sip(&'a Message),
-    /// A datagram from the call's remote RTP address.
-    Rtp(&'a [u8]),
+    /// A datagram from the call's remote RTP address, and when the kernel
+    /// received it (at most `now`): spacing and lateness are measured on it.
+    Rtp {
+        data: &'a [u8],
+        arrived: Instant,
+    },
     /// The SIP socket reported the target unreachable.
     TransportError,
 }
@@ -254,7 +258,7 @@ impl LoadCall {
         match input {
             Input::Sip(Message::Response(r)) => self.on_response(now, r),
             Input::Sip(Message::Request(r)) => self.on_request(now, r),
-            Input::Rtp(data) => self.on_rtp(now, data, stats),
+            Input::Rtp { data, arrived } => self.on_rtp(now, arrived.min(now), data, stats),
             Input::TransportError => match self.sip {
                 Sip::Calling { .. } => self.end(Err(FailReason::Transport)),
                 Sip::Proceeding { .. }
@@ -583,7 +587,7 @@ impl LoadCall {
 
 // Media and script.
 impl LoadCall {
-    fn on_rtp(&mut self, now: Instant, data: &[u8], stats: &mut MediaStats) {
+    fn on_rtp(&mut self, now: Instant, arrived: Instant, data: &[u8], stats: &mut MediaStats) {
         if !matches!(self.sip, Sip::Confirmed { .. } | Sip::Terminating { .. }) {
             return;
         }
@@ -591,7 +595,7 @@ impl LoadCall {
         if h.payload_type != self.audio_pt {
             return;
         }
-        self.receiver.record(now, h.seq, h.timestamp, stats);
+        self.receiver.record(arrived, h.seq, h.timestamp, stats);
         if self.config.script.listens() && rtp::is_speech(self.law, h.payload) {
             self.last_speech = Some(now);
             if matches!(self.script_step(), Some(Step::Speech { .. })) {

@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -92,6 +92,9 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
     let mut sip = BatchSocket::bind(bind, 64, 4096)?;
     sip.report_icmp();
     let mut rtp = BatchSocket::bind(bind, 256, 512)?;
+    if let Err(e) = rtp.stamp_arrivals() {
+        eprintln!("mensa load: no kernel receive timestamps ({e}); spacing is measured when read");
+    }
     let call_config = Arc::new(CallConfig {
         target: config.target,
         local_sip: sip.local_addr()?,
@@ -221,7 +224,7 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
                 }
                 Err(_) => break,
             }
-            for (k, &(len, _from)) in got.iter().enumerate() {
+            for (k, &(len, _from, _)) in got.iter().enumerate() {
                 let Ok(parsed) = parse(sip.datagram(k, len), Framing::Datagram) else {
                     continue;
                 };
@@ -255,12 +258,22 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
                     more = n == rtp.batch();
                 }
             }
-            for (k, &(len, from)) in got.iter().enumerate() {
+            // The kernel's receive time, on the monotonic clock: how long
+            // before `now` the datagram arrived.
+            let wall = SystemTime::now();
+            for (k, &(len, from, stamped)) in got.iter().enumerate() {
+                let arrived = stamped
+                    .and_then(|t| wall.duration_since(t).ok())
+                    .and_then(|ago| now.checked_sub(ago))
+                    .unwrap_or(now);
                 match by_rtp.get(&from) {
                     Some(&i) => {
                         if let Some(Some(s)) = slots.get_mut(i as usize) {
-                            s.call
-                                .handle_input(now, Input::Rtp(rtp.datagram(k, len)), &mut media);
+                            let input = Input::Rtp {
+                                data: rtp.datagram(k, len),
+                                arrived,
+                            };
+                            s.call.handle_input(now, input, &mut media);
                         }
                         touch(&mut slots, &mut touched, i);
                     }

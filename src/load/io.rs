@@ -6,11 +6,14 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg, setsockopt, sockopt,
+    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg, setsockopt,
+    sockopt,
 };
+use nix::sys::time::TimeSpec;
 
 /// One socket with its preallocated batch buffers.
 pub struct BatchSocket {
@@ -21,8 +24,9 @@ pub struct BatchSocket {
     batch: usize,
 }
 
-/// Datagrams received by one call: (length, source) for each buffer used.
-pub type Received = Vec<(usize, SocketAddr)>;
+/// Datagrams received by one call: (length, source, when the kernel
+/// received it if the socket was asked for timestamps) for each buffer used.
+pub type Received = Vec<(usize, SocketAddr, Option<SystemTime>)>;
 
 impl BatchSocket {
     /// Binds `addr` non-blocking with `batch` buffers of `size` bytes and
@@ -44,6 +48,16 @@ impl BatchSocket {
             bufs: vec![vec![0; size]; batch],
             batch,
         })
+    }
+
+    /// Asks the kernel to stamp each datagram with when it arrived
+    /// (`SO_TIMESTAMPNS`), so what a busy generator measures about the
+    /// server's packet spacing is the server's, not the generator's own
+    /// delay in reading them.
+    pub fn stamp_arrivals(&mut self) -> io::Result<()> {
+        setsockopt(&self.socket, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)?;
+        self.recv_headers = MultiHeaders::preallocate(self.batch, Some(nix::cmsg_space!(TimeSpec)));
+        Ok(())
     }
 
     /// Reports ICMP errors (port unreachable) as receive errors.
@@ -82,7 +96,19 @@ impl BatchSocket {
                     let from = r.address.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |a| {
                         SocketAddr::V4(SocketAddrV4::from(a))
                     });
-                    got.push((r.bytes, from));
+                    let arrived = r.cmsgs().ok().and_then(|mut c| {
+                        c.find_map(|m| match m {
+                            ControlMessageOwned::ScmTimestampns(ts) => {
+                                let since_epoch = Duration::new(
+                                    u64::try_from(ts.tv_sec()).ok()?,
+                                    u32::try_from(ts.tv_nsec()).ok()?,
+                                );
+                                Some(SystemTime::UNIX_EPOCH + since_epoch)
+                            }
+                            _ => None,
+                        })
+                    });
+                    got.push((r.bytes, from, arrived));
                 }
                 Ok(got.len())
             }

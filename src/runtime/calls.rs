@@ -183,6 +183,9 @@ pub struct CallsConfig {
     pub tickers: usize,
     /// The media send path; `None`: io_uring where the kernel allows it.
     pub media_send: Option<SendMode>,
+    /// Real-time (`SCHED_FIFO`) priority of the media tickers; `None`:
+    /// normal scheduling.
+    pub media_priority: Option<u8>,
     /// Shed new calls (503) when a second's send lateness p99 exceeds
     /// this (`media::overload`); `None`: never.
     pub overload_lateness: Option<Duration>,
@@ -258,6 +261,7 @@ pub async fn start(
         config.session.clone(),
         report_tx,
         config.media_send,
+        config.media_priority,
     )?;
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (command_tx, command_rx) = mpsc::unbounded_channel();

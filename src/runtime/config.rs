@@ -13,6 +13,7 @@
 //!                                # this late (p99 of a second); 0 = never
 //! send = "auto"                  # RTP send path: auto (io_uring where the
 //!                                # kernel allows) | uring | sendto
+//! realtime_priority = 10         # media tickers under SCHED_FIFO; 0 = off
 //! [shutdown]
 //! grace_secs = 60                # calls may finish this long after SIGTERM
 //! [ivr]
@@ -133,6 +134,7 @@ pub struct MediaSettings {
     pub prompts: PathBuf,
     pub overload_lateness_ms: u64,
     pub send: MediaSend,
+    pub realtime_priority: u8,
 }
 
 /// `[media] send`: how the tickers hand datagrams to the kernel.
@@ -168,6 +170,7 @@ impl Default for MediaSettings {
             prompts: PathBuf::from("prompts"),
             overload_lateness_ms: 10,
             send: MediaSend::Auto,
+            realtime_priority: 10,
         }
     }
 }
@@ -219,6 +222,8 @@ pub enum ConfigError {
     Tickers,
     #[error("media.overload_lateness_ms must be at most 1000 (0 turns shedding off)")]
     OverloadLateness,
+    #[error("media.realtime_priority must be from 0 (off) to 99")]
+    RealtimePriority,
     #[error("shutdown.grace_secs must be at most 86400")]
     Grace,
     #[error(
@@ -283,6 +288,9 @@ impl ServeSettings {
         if m.overload_lateness_ms > 1000 {
             return Err(ConfigError::OverloadLateness);
         }
+        if m.realtime_priority > 99 {
+            return Err(ConfigError::RealtimePriority);
+        }
         if self.shutdown.grace_secs > 86_400 {
             return Err(ConfigError::Grace);
         }
@@ -303,6 +311,7 @@ impl ServeSettings {
                 session,
                 tickers: m.tickers,
                 media_send: m.send.mode(),
+                media_priority: (m.realtime_priority > 0).then_some(m.realtime_priority),
                 overload_lateness: (m.overload_lateness_ms > 0)
                     .then(|| Duration::from_millis(m.overload_lateness_ms)),
                 shutdown_grace: Duration::from_secs(self.shutdown.grace_secs),
