@@ -12,7 +12,7 @@
 #
 # Settings (environment; an empty list skips that series): LEVELS, AUDIO_LEVELS, RATES, IVR_SECONDS (how long
 # calls are started at each level, default 35; each level then takes about
-# 60 s), SHORT_SECONDS (20), CEILING_SECONDS (3 per mode), BIN.
+# 60 s), SHORT_SECONDS (20), CEILING_SECONDS (3 per mode), BIN, GENERATOR_RT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/mensa}
@@ -135,7 +135,10 @@ run_level() { # kind level rate audio-flag extra-args...
     sample "$dir/cpu.txt" &
     local sampler=$!
     udp_counters > "$dir/udp-before.txt"
-    "$BIN" load --target "$SIP" --json "$audio" "$@" \
+    # GENERATOR_RT=N: the generator under SCHED_FIFO too (the server's
+    # media tickers are, by default), so on a shared machine it is not the
+    # one squeezed out (chrt; needs root or CAP_SYS_NICE).
+    ${GENERATOR_RT:+chrt -f "$GENERATOR_RT"} "$BIN" load --target "$SIP" --json "$audio" "$@" \
         --store-check "$dir/mensa.db" > "$dir/report.json" 2> "$dir/progress.txt" || true
     udp_counters > "$dir/udp-after.txt"
     kill "$sampler" 2>/dev/null || true
