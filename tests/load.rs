@@ -1,7 +1,9 @@
 //! `mensa load` against the real `mensa serve --demo`: full IVR calls that
 //! cancel with the demo's codes (RFC 4733 and in-band keys), checked in
 //! the report, by `--store-check` and in `mensa calendar`; short calls;
-//! and a closed port, which must fail fast with a reason, not hang.
+//! a closed port, which must fail fast with a reason, not hang; and a node
+//! capped below the load, which refuses the excess with 503 while the
+//! calls it took go on cleanly.
 //!
 //! Monday 7 December 2026 at 19:00 (SPEC §3 R6's example): Luca (58213)
 //! cancels Thursday 10, Giulia (77120, infanzia, open on the 8th) Tuesday 8,
@@ -13,7 +15,7 @@ mod demo;
 use std::net::UdpSocket;
 use std::process::Command;
 
-use demo::{calendar_day, serve_demo};
+use demo::{calendar_day, serve_demo, serve_demo_with};
 use serde_json::Value;
 
 /// Runs `mensa load ARGS --json --quiet`; the exit status and the report.
@@ -164,4 +166,98 @@ fn the_ceiling_mode_reports_packets_per_second() {
         report["one_call_per_packet_per_s"].as_f64().unwrap() > 1000.0,
         "{report}"
     );
+}
+
+#[test]
+fn over_its_cap_a_node_answers_503_and_the_calls_it_took_stay_clean() {
+    // A node capped at 12 calls; 40 full IVR calls arrive within 2 s, each
+    // lasting ~20 s, with their own children (generated codes). The first
+    // 12 are taken; the rest get 503 (and so does an OPTIONS probe, so a
+    // dispatcher would move on); the 12 keep clean audio, every key
+    // counts, and each cancels its child once.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mensa.db");
+    let config = dir.path().join("mensa.toml");
+    std::fs::write(
+        &config,
+        "[sip]\nmax_concurrent_calls = 12\nmax_calls_per_second = 1000\n",
+    )
+    .unwrap();
+    let data = dir.path().join("load-data.toml");
+    let generated = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/gen-load-data.py"
+        ))
+        .args(["40", "2026"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{generated:?}");
+    std::fs::write(&data, &generated.stdout).unwrap();
+    let server = serve_demo_with(
+        &db,
+        "2026-12-07 19:00",
+        "42400-42599",
+        &["--config", config.to_str().unwrap()],
+    );
+    let imported = Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.display()))
+        .arg("import")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    let target = server.sip.to_string();
+    let generator = {
+        let target = target.clone();
+        let (db, data) = (db.clone(), data.clone());
+        std::thread::spawn(move || {
+            load(&[
+                "--target",
+                &target,
+                "--calls",
+                "40",
+                "--rate",
+                "20",
+                "--concurrent",
+                "40",
+                "--codes",
+                data.to_str().unwrap(),
+                "--store-check",
+                db.to_str().unwrap(),
+            ])
+        })
+    };
+    // While the 12 calls are up: the node says it is full.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let me = probe.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@{me}>;tag=p1\r\nTo: <sip:{target}>\r\n\
+         Call-ID: probe-1@{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    probe.send_to(options.as_bytes(), &target).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = probe.recv_from(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("SIP/2.0 503"), "{answer}");
+
+    let (code, report) = generator.join().unwrap();
+    assert_eq!(report["attempted"], 40, "{report:#}");
+    assert_eq!(report["answered"], 12, "{report:#}");
+    assert_eq!(report["completed"], 12, "{report:#}");
+    assert_eq!(report["failed_by_reason"]["503"], 28, "{report:#}");
+    assert_eq!(report["rtp_lost"], 0, "{report:#}");
+    assert_eq!(report["calls_pressing_1"], 12, "{report:#}");
+    let check = &report["store_check"];
+    assert_eq!(check["ok"], true, "{report:#}");
+    assert_eq!(check["children_cancelled_once"], 12, "{report:#}");
+    // Failed calls (the 503s) make the run exit 2.
+    assert_eq!(code, 2);
+    server.stop();
 }

@@ -21,8 +21,14 @@ pub struct DemoServer {
 /// `mensa serve --demo --now NOW` on the SQLite file `db`, SIP and HTTP on
 /// free loopback ports, RTP on `rtp_ports` ("LOW-HIGH").
 pub fn serve_demo(db: &Path, now: &str, rtp_ports: &str) -> DemoServer {
+    serve_demo_with(db, now, rtp_ports, &[])
+}
+
+/// The same with more arguments for `serve` (e.g. `--config FILE`).
+pub fn serve_demo_with(db: &Path, now: &str, rtp_ports: &str, extra: &[&str]) -> DemoServer {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
         .args(["serve", "--demo", "--now", now])
+        .args(extra)
         .args(["--sip-listen", "127.0.0.1:0", "--rtp-ports", rtp_ports])
         .args(["--http-listen", "127.0.0.1:0"])
         .arg("--database-url")
