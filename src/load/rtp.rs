@@ -48,24 +48,14 @@ pub struct Header<'a> {
 }
 
 pub fn parse(data: &[u8]) -> Option<Header<'_>> {
-    if data.len() < 12 || data[0] >> 6 != 2 {
-        return None;
-    }
-    let csrc = usize::from(data[0] & 0x0f) * 4;
-    let mut start = 12 + csrc;
-    if data[0] & 0x10 != 0 {
-        let ext = data.get(start + 2..start + 4)?;
-        start += 4 + usize::from(u16::from_be_bytes([ext[0], ext[1]])) * 4;
-    }
-    let mut end = data.len();
-    if data[0] & 0x20 != 0 {
-        end = end.checked_sub(usize::from(*data.last()?))?;
-    }
+    // rtp-rs, as the server's session reads RTP: version, CSRCs, the
+    // header extension and padding are checked there.
+    let packet = rtp_rs::RtpReader::new(data).ok()?;
     Some(Header {
-        payload_type: data[1] & 0x7f,
-        seq: u16::from_be_bytes([data[2], data[3]]),
-        timestamp: u32::from_be_bytes([data[4], data[5], data[6], data[7]]),
-        payload: data.get(start..end)?,
+        payload_type: packet.payload_type(),
+        seq: u16::from(packet.sequence_number()),
+        timestamp: packet.timestamp(),
+        payload: packet.payload(),
     })
 }
 
