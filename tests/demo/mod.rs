@@ -66,6 +66,16 @@ pub fn serve_demo_with(db: &Path, now: &str, rtp_ports: &str, extra: &[&str]) ->
     }
 }
 
+/// A test that panics before `stop` must not leave its server running.
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl DemoServer {
     /// SIGTERM, then wait: the server must stop gracefully.
     pub fn stop(mut self) {
