@@ -11,11 +11,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod demo;
+mod uac;
 
 use std::net::UdpSocket;
 use std::process::Command;
 
-use demo::{calendar_day, serve_demo, serve_demo_with};
+use demo::{calendar_day, serve_demo, serve_demo_with, write_config};
 use serde_json::Value;
 
 /// Runs `mensa load ARGS --json --quiet`; the exit status and the report.
@@ -178,14 +179,11 @@ fn over_its_cap_a_node_answers_503_and_the_calls_it_took_stay_clean() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mensa.db");
     let config = dir.path().join("mensa.toml");
-    std::fs::write(
+    // The configured cap is what this tests (shedding stays off).
+    write_config(
         &config,
-        // The configured cap, not load shedding, is what this tests: a busy
-        // test machine must not shed.
-        "[sip]\nmax_concurrent_calls = 12\nmax_calls_per_second = 1000\n\
-         [media]\noverload_lateness_ms = 0\n",
-    )
-    .unwrap();
+        "[sip]\nmax_concurrent_calls = 12\nmax_calls_per_second = 1000\n",
+    );
     let data = dir.path().join("load-data.toml");
     let generated = Command::new("python3")
         .arg(concat!(
@@ -234,20 +232,9 @@ fn over_its_cap_a_node_answers_503_and_the_calls_it_took_stay_clean() {
     };
     // While the 12 calls are up: the node says it is full.
     std::thread::sleep(std::time::Duration::from_secs(6));
-    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe
-        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
-        .unwrap();
-    let me = probe.local_addr().unwrap();
-    let options = format!(
-        "OPTIONS sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe1\r\n\
-         Max-Forwards: 70\r\nFrom: <sip:probe@{me}>;tag=p1\r\nTo: <sip:{target}>\r\n\
-         Call-ID: probe-1@{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-    );
-    probe.send_to(options.as_bytes(), &target).unwrap();
-    let mut buf = [0u8; 4096];
-    let (n, _) = probe.recv_from(&mut buf).unwrap();
-    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    let probe = uac::Uac::new(server.sip, "probe");
+    probe.request("OPTIONS", 1, "", "");
+    let answer = probe.final_response("OPTIONS");
     assert!(answer.starts_with("SIP/2.0 503"), "{answer}");
 
     let (code, report) = generator.join().unwrap();

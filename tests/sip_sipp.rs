@@ -193,9 +193,8 @@ async fn sipp_uac_against_mensa_serve_demo() {
     let dir = tempfile::tempdir().unwrap();
     let low = 40_000 + (std::process::id() % 500) as u16 * 20;
     let ports = format!("{low}-{}", low + 19);
-    // Load shedding off: a busy test machine must not refuse sipp's calls.
     let config = dir.path().join("mensa.toml");
-    std::fs::write(&config, "[media]\noverload_lateness_ms = 0\n").unwrap();
+    demo::write_config(&config, "");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mensa"))
         .args(["serve", "--demo", "--sip-listen", "127.0.0.1:0"])
         .arg("--config")

@@ -21,11 +21,20 @@ pub struct DemoServer {
 /// `mensa serve --demo --now NOW` on the SQLite file `db`, SIP and HTTP on
 /// free loopback ports, RTP on `rtp_ports` ("LOW-HIGH").
 pub fn serve_demo(db: &Path, now: &str, rtp_ports: &str) -> DemoServer {
-    // Load shedding off: a test of the voice line must not get a 503
-    // because the test machine is busy (shedding has its own tests).
     let config = db.with_extension("toml");
-    std::fs::write(&config, "[media]\noverload_lateness_ms = 0\n").unwrap();
+    write_config(&config, "");
     serve_demo_with(db, now, rtp_ports, &["--config", config.to_str().unwrap()])
+}
+
+/// Writes a serve config at `path`: `sections` (TOML), then load shedding
+/// off, so a test that places calls cannot get a 503 because the test
+/// machine is busy (shedding has its own tests).
+pub fn write_config(path: &Path, sections: &str) {
+    std::fs::write(
+        path,
+        format!("{sections}[media]\noverload_lateness_ms = 0\n"),
+    )
+    .unwrap();
 }
 
 /// The same with more arguments for `serve` (e.g. `--config FILE`).
