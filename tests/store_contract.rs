@@ -1097,3 +1097,67 @@ async fn a_closure_shows_at_once_after_the_calendar_was_read(store: Store) {
     );
     assert_eq!(status(&store, &luca, "2026-12-11").await, DayStatus::Booked);
 }
+
+/// SQLite's group commit without savepoints: a change that fails with an
+/// error after it wrote part of itself (here its mark is written, then
+/// its audit row is refused by a trigger the test adds) leaves nothing,
+/// and the changes that shared its transaction still commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_error_after_a_partial_write_undoes_only_that_change() {
+    use sqlx::Connection;
+    let (store, dir) = common::sqlite().await;
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let giulia = child(&store, "100235").await;
+    let url = format!("sqlite://{}", dir.path().join("mensa.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(&format!(
+        "CREATE TRIGGER injected_failure BEFORE INSERT ON audit WHEN NEW.child_id = {} \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        luca.id.0
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let store = Arc::new(store);
+    let days: Vec<_> = d("2027-01-11")
+        .iter_days()
+        .take(28)
+        .filter(|day| chrono::Datelike::weekday(day).num_days_from_monday() < 5)
+        .collect();
+    let now = at("2026-12-01 10:00");
+    let tasks: Vec<_> = days
+        .iter()
+        .enumerate()
+        .map(|(i, day)| {
+            let (store, date) = (store.clone(), *day);
+            let id = if i % 2 == 0 { giulia.id } else { luca.id };
+            tokio::spawn(async move {
+                let op = Operation::Day {
+                    date,
+                    request: DayRequest::Absent,
+                };
+                store.apply(id, op, &caller(), Channel::App, now).await
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let outcome = task.await.unwrap();
+        if i % 2 == 0 {
+            assert!(matches!(outcome, Ok(Ok(_))), "{i}: {outcome:?}");
+        } else {
+            assert!(outcome.is_err(), "{i}: {outcome:?}");
+        }
+    }
+    for (i, day) in days.iter().enumerate() {
+        let date = day.to_string();
+        let (c, expected) = if i % 2 == 0 {
+            (&giulia, DayStatus::Absent)
+        } else {
+            (&luca, DayStatus::Booked)
+        };
+        assert_eq!(status(&store, c, &date).await, expected, "{date}");
+    }
+}

@@ -6,7 +6,7 @@
 //! database opens no session.
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::header;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
@@ -54,6 +54,10 @@ fn bearer(parts: &Parts) -> Option<&str> {
 pub struct Parent {
     pub adult: Adult,
     pub token_digest: String,
+    /// On a route about a child (`/children/{user_code}/...`): that user
+    /// code and the child if this adult may act for it, read with the
+    /// session in one query, the one every such request needs.
+    route_child: Option<(String, Option<(Child, Relation)>)>,
 }
 
 impl FromRequestParts<AppState> for Parent {
@@ -62,14 +66,38 @@ impl FromRequestParts<AppState> for Parent {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
         let digest = token_digest(token);
+        let now = state.clock.now();
+        let route_code = RawPathParams::from_request_parts(parts, state)
+            .await
+            .ok()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|(name, _)| *name == "user_code")
+                    .map(|(_, code)| code.to_string())
+            });
+        let parsed = route_code.as_deref().map(UserCode::parse);
+        if let (Some(code), Some(Ok(parsed))) = (route_code, parsed) {
+            let (adult, child) = state
+                .store
+                .session_child(&digest, now, &parsed)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            return Ok(Parent {
+                adult,
+                token_digest: digest,
+                route_child: Some((code, child)),
+            });
+        }
         let adult = state
             .store
-            .session_adult(&digest, state.clock.now())
+            .session_adult(&digest, now)
             .await?
             .ok_or(ApiError::Unauthorized)?;
         Ok(Parent {
             adult,
             token_digest: digest,
+            route_child: None,
         })
     }
 }
@@ -78,6 +106,11 @@ impl Parent {
     /// The child with `code` if this adult may act for it; 404 otherwise,
     /// whether the child does not exist or belongs to another family.
     pub async fn child(&self, state: &AppState, code: &str) -> Result<(Child, Relation), ApiError> {
+        if let Some((route_code, found)) = &self.route_child
+            && route_code == code
+        {
+            return found.clone().ok_or(ApiError::NotFound("child"));
+        }
         let code = UserCode::parse(code).map_err(|_| ApiError::NotFound("child"))?;
         state
             .store

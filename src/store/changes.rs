@@ -7,11 +7,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use super::children::{load_child_days, load_for_change};
+use super::children::{ForChange, load_for_change};
 use super::rows::{date_text, millis};
+use super::statements::{Arg, Statements};
 use super::{Backend, ChildId, Store, StoreError};
 use crate::bookings::{
-    Actor, Channel, DayChange, DayRequest, Refusal, RuleContext, ServiceCalendar, SuspensionChange,
+    Actor, Channel, ChildDays, DayChange, DayRequest, Refusal, RuleContext, ServiceCalendar,
+    SuspensionChange,
 };
 
 /// What a parent, a caller or an operator asks for a child.
@@ -81,7 +83,7 @@ impl Store {
                 })
                 .await;
         }
-        let mut tx = self.write.begin().await?;
+        let mut tx = super::begin_write(&self.write, self.backend).await?;
         match apply_in(&mut tx, self.backend, child, operation, actor, channel, now).await? {
             Ok(applied) => {
                 tx.commit().await?;
@@ -95,9 +97,14 @@ impl Store {
     }
 }
 
-/// One change inside the caller's transaction (or savepoint): lock the
-/// child, load, ask the rules, check the day is not closed, write, audit.
-/// On a refusal or an error the caller rolls back what this wrote.
+/// One change inside the caller's transaction: lock the child, load, ask
+/// the rules, check the day is not closed, write and audit. A refusal has
+/// written nothing; after an error the caller rolls back.
+///
+/// On SQLite the transaction began `IMMEDIATE`, so it holds the
+/// database's write lock before anything is read; the loads are one round
+/// trip and the writes another ([`Statements`]). On PostgreSQL the child's
+/// row is locked first, then the same statements run one by one.
 pub(super) async fn apply_in(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -107,44 +114,61 @@ pub(super) async fn apply_in(
     channel: Channel,
     now: DateTime<Utc>,
 ) -> Result<Result<Applied, Refusal>, StoreError> {
-    // Lock the child first (write lock on SQLite, row lock on PostgreSQL).
-    let locked = sqlx::query("UPDATE children SET version = version + 1 WHERE id = $1")
-        .bind(child.0)
-        .execute(&mut *conn)
-        .await?;
-    if locked.rows_affected() == 0 {
-        return Err(StoreError::Conflict(format!(
-            "no child with id {}",
-            child.0
-        )));
+    if backend == Backend::Postgres {
+        // Two channels changing the same child at once queue here, and
+        // neither reads before the other committed.
+        let locked = sqlx::query("UPDATE children SET version = version + 1 WHERE id = $1")
+            .bind(child.0)
+            .execute(&mut *conn)
+            .await?;
+        if locked.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "no child with id {}",
+                child.0
+            )));
+        }
     }
-    let applied = match plan(conn, child, operation, now).await? {
+    let loaded = load_for_change(conn, backend, child, days_needed_from(operation, now)).await?;
+    let applied = match plan(&loaded, operation, now) {
         Ok(applied) => applied,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    // The closing of a day and a late change never both win (R10): the
-    // change holds a shared lock on the day's row, the closing an
-    // exclusive one, and whoever comes second sees the other's result.
-    if day_is_closed(conn, backend, applied.first_day()).await? {
+    // The closing of a day and a late change never both win (R10).
+    if day_is_closed(conn, backend, &loaded, applied.first_day()).await? {
         return Ok(Err(Refusal::AfterCutoff {
             date: applied.first_day(),
         }));
     }
-    write(conn, child, &applied, actor, channel, now).await?;
-    let detail = serde_json::to_string(&applied).unwrap_or_default();
-    sqlx::query(
+    let mut statements = Statements::new();
+    write(&mut statements, child, &applied, actor, channel, now);
+    statements.push(
         "INSERT INTO audit (at_ms, actor, channel, child_id, action, detail) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(millis(now))
-    .bind(actor.audit_form())
-    .bind(channel.as_str())
-    .bind(child.0)
-    .bind(action_word(&operation))
-    .bind(detail)
-    .execute(&mut *conn)
-    .await?;
+        vec![
+            millis(now).into(),
+            actor.audit_form().into(),
+            channel.as_str().into(),
+            child.0.into(),
+            action_word(&operation).into(),
+            serde_json::to_string(&applied).unwrap_or_default().into(),
+        ],
+    );
+    statements.run(conn, backend).await?;
     Ok(Ok(applied))
+}
+
+/// The earliest date whose marks the rules may need: the asked date, or
+/// for a day change the first date still open, which is at least the
+/// ente's local today and so never before yesterday in UTC (time zones
+/// are less than a day from UTC). [`plan`] trims to the exact range.
+fn days_needed_from(operation: Operation, now: DateTime<Utc>) -> NaiveDate {
+    match operation {
+        Operation::Day { date, .. } => {
+            let yesterday = now.date_naive().pred_opt().unwrap_or(now.date_naive());
+            date.min(yesterday)
+        }
+        Operation::Suspend { from, .. } | Operation::Reactivate { from } => from,
+    }
 }
 
 fn action_word(operation: &Operation) -> &'static str {
@@ -166,28 +190,36 @@ fn action_word(operation: &Operation) -> &'static str {
     }
 }
 
-async fn plan(
-    conn: &mut AnyConnection,
-    child: ChildId,
-    operation: Operation,
-    now: DateTime<Utc>,
-) -> Result<Result<Applied, Refusal>, StoreError> {
-    let (settings, record, school) = load_for_change(conn, child).await?;
+fn plan(loaded: &ForChange, operation: Operation, now: DateTime<Utc>) -> Result<Applied, Refusal> {
+    let ForChange {
+        settings,
+        child: record,
+        school,
+        ..
+    } = loaded;
     let first_open = settings.first_open_date(now);
     let (from, to) = match operation {
         Operation::Day { date, .. } => (date.min(first_open), date.max(first_open)),
         Operation::Suspend { from, .. } | Operation::Reactivate { from } => (from, from),
     };
-    // A late request may move to a later day: load the marks up to the
-    // end of the school year in that case.
+    // A late request may move to a later day: the marks up to the end of
+    // the school year count in that case.
     let to = to.max(school.year_end);
-    let days = load_child_days(conn, child, from, to).await?;
+    let days = ChildDays {
+        marks: loaded
+            .days
+            .marks
+            .range(from..=to)
+            .map(|(date, mark)| (*date, mark.clone()))
+            .collect(),
+        suspensions: loaded.days.suspensions.clone(),
+    };
     let rules = RuleContext {
-        settings: &settings,
-        calendar: ServiceCalendar::new(&school, record.class_weekdays),
+        settings,
+        calendar: ServiceCalendar::new(school, record.class_weekdays),
         now,
     };
-    Ok(match operation {
+    match operation {
         Operation::Day { date, request } => rules
             .plan_day_change(&days, date, request)
             .map(Applied::Day),
@@ -197,115 +229,108 @@ async fn plan(
         Operation::Reactivate { from } => rules
             .plan_reactivation(&days, from)
             .map(Applied::Suspension),
-    })
+    }
 }
 
 async fn day_is_closed(
     conn: &mut AnyConnection,
     backend: Backend,
+    loaded: &ForChange,
     date: NaiveDate,
 ) -> Result<bool, StoreError> {
     match backend {
-        // The row must exist for the shared lock to hold it.
+        // The transaction holds the database's write lock since its
+        // BEGIN, so the closing, in this process or another, ran wholly
+        // before it or will run wholly after: the closed days loaded with
+        // the child are the truth.
+        Backend::Sqlite => Ok(loaded.closed_days.contains(&date)),
+        // The change takes a shared lock on the day's row, the closing an
+        // exclusive one, and whoever comes second sees the other's result.
+        // The row must exist for the lock to hold it.
         Backend::Postgres => {
             sqlx::query("INSERT INTO days (date) VALUES ($1) ON CONFLICT (date) DO NOTHING")
                 .bind(date_text(date))
                 .execute(&mut *conn)
                 .await?;
+            let row = sqlx::query("SELECT closed_at_ms FROM days WHERE date = $1 FOR SHARE")
+                .bind(date_text(date))
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(match row {
+                Some(row) => row.try_get::<Option<i64>, _>("closed_at_ms")?.is_some(),
+                None => false,
+            })
         }
-        // The change already holds the database's write lock (the version
-        // bump), so the closing, in this process or another, runs wholly
-        // before or after it: reading the row, or its absence, is enough,
-        // and saves a round trip.
-        Backend::Sqlite => {}
     }
-    let sql = format!(
-        "SELECT closed_at_ms FROM days WHERE date = $1{}",
-        backend.for_share()
-    );
-    let row = sqlx::query(&sql)
-        .bind(date_text(date))
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(match row {
-        Some(row) => row.try_get::<Option<i64>, _>("closed_at_ms")?.is_some(),
-        None => false,
-    })
 }
 
-async fn write(
-    conn: &mut AnyConnection,
+/// The statement that writes `applied`.
+fn write(
+    statements: &mut Statements,
     child: ChildId,
     applied: &Applied,
     actor: &Actor,
     channel: Channel,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) {
+    let (id, channel, actor, at) = (
+        Arg::from(child.0),
+        Arg::from(channel.as_str()),
+        Arg::from(actor.audit_form()),
+        Arg::from(millis(now)),
+    );
     match *applied {
         Applied::Day(DayChange {
             date,
             mark: Some(kind),
             ..
-        }) => {
-            sqlx::query(
-                "INSERT INTO day_marks (child_id, date, kind, channel, actor, at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (child_id, date) DO UPDATE SET kind = excluded.kind, \
-                 channel = excluded.channel, actor = excluded.actor, at_ms = excluded.at_ms",
-            )
-            .bind(child.0)
-            .bind(date_text(date))
-            .bind(kind.as_str())
-            .bind(channel.as_str())
-            .bind(actor.audit_form())
-            .bind(millis(now))
-            .execute(&mut *conn)
-            .await?;
-        }
+        }) => statements.push(
+            "INSERT INTO day_marks (child_id, date, kind, channel, actor, at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (child_id, date) DO UPDATE SET kind = excluded.kind, \
+             channel = excluded.channel, actor = excluded.actor, at_ms = excluded.at_ms",
+            vec![
+                id,
+                date_text(date).into(),
+                kind.as_str().into(),
+                channel,
+                actor,
+                at,
+            ],
+        ),
         Applied::Day(DayChange {
             date, mark: None, ..
-        }) => {
-            sqlx::query("DELETE FROM day_marks WHERE child_id = $1 AND date = $2")
-                .bind(child.0)
-                .bind(date_text(date))
-                .execute(&mut *conn)
-                .await?;
-        }
-        Applied::Suspension(SuspensionChange::Start { from, until }) => {
-            sqlx::query(
-                "INSERT INTO suspensions (child_id, date_from, date_until, channel, actor, at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(child.0)
-            .bind(date_text(from))
-            .bind(until.map(date_text))
-            .bind(channel.as_str())
-            .bind(actor.audit_form())
-            .bind(millis(now))
-            .execute(&mut *conn)
-            .await?;
-        }
-        Applied::Suspension(SuspensionChange::End { from, resume }) => {
-            sqlx::query(
-                "UPDATE suspensions SET date_until = $1, channel = $2, actor = $3, at_ms = $4 \
-                 WHERE child_id = $5 AND date_from = $6",
-            )
-            .bind(date_text(resume))
-            .bind(channel.as_str())
-            .bind(actor.audit_form())
-            .bind(millis(now))
-            .bind(child.0)
-            .bind(date_text(from))
-            .execute(&mut *conn)
-            .await?;
-        }
-        Applied::Suspension(SuspensionChange::Remove { from, .. }) => {
-            sqlx::query("DELETE FROM suspensions WHERE child_id = $1 AND date_from = $2")
-                .bind(child.0)
-                .bind(date_text(from))
-                .execute(&mut *conn)
-                .await?;
-        }
+        }) => statements.push(
+            "DELETE FROM day_marks WHERE child_id = $1 AND date = $2",
+            vec![id, date_text(date).into()],
+        ),
+        Applied::Suspension(SuspensionChange::Start { from, until }) => statements.push(
+            "INSERT INTO suspensions (child_id, date_from, date_until, channel, actor, at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            vec![
+                id,
+                date_text(from).into(),
+                until.map(date_text).into(),
+                channel,
+                actor,
+                at,
+            ],
+        ),
+        Applied::Suspension(SuspensionChange::End { from, resume }) => statements.push(
+            "UPDATE suspensions SET date_until = $1, channel = $2, actor = $3, at_ms = $4 \
+             WHERE child_id = $5 AND date_from = $6",
+            vec![
+                date_text(resume).into(),
+                channel,
+                actor,
+                at,
+                id,
+                date_text(from).into(),
+            ],
+        ),
+        Applied::Suspension(SuspensionChange::Remove { from, .. }) => statements.push(
+            "DELETE FROM suspensions WHERE child_id = $1 AND date_from = $2",
+            vec![id, date_text(from).into()],
+        ),
     }
-    Ok(())
 }

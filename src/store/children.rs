@@ -1,5 +1,6 @@
 //! Reading the ente, schools and children, and a child's calendar.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,7 +10,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::rows::{self, get_date, get_opt_date};
-use super::{Store, StoreError};
+use super::statements::{Arg, Statements};
+use super::{Backend, Store, StoreError};
 use crate::bookings::days::{DayMark, Suspension};
 use crate::bookings::settings::PagoPaSettings;
 use crate::bookings::{
@@ -291,6 +293,10 @@ async fn school_from_row(
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
+    school_year(row, closures)
+}
+
+fn school_year(row: &AnyRow, closures: Vec<Closure>) -> Result<SchoolCalendar, StoreError> {
     Ok(SchoolCalendar {
         year_start: get_date(row, "year_start")?,
         year_end: get_date(row, "year_end")?,
@@ -299,35 +305,111 @@ async fn school_from_row(
     })
 }
 
-/// What a change needs besides the child's days: the ente's settings, the
-/// child and its school, in two statements (the child with its class,
-/// school and ente; then the school's closures) instead of four.
+/// Everything a change is judged on, read inside its transaction.
+pub(super) struct ForChange {
+    pub settings: EnteSettings,
+    pub child: Child,
+    pub school: SchoolCalendar,
+    /// The child's marks from the date asked for [`load_for_change`] on,
+    /// and all its suspensions.
+    pub days: ChildDays,
+    /// The days from that date on that the closing has closed (R10).
+    pub closed_days: BTreeSet<NaiveDate>,
+}
+
+/// What a change needs, in one round trip on SQLite (two statements,
+/// [`Statements`]): the child with its class, school and ente; then its
+/// marks from `from` on, its suspensions, its school's closures and the
+/// days closed from `from` on.
 pub(super) async fn load_for_change(
     conn: &mut AnyConnection,
+    backend: Backend,
     child: ChildId,
-) -> Result<(EnteSettings, Child, SchoolCalendar), StoreError> {
-    let sql = format!(
-        "SELECT {CHILD_COLUMNS}, s.year_start, s.year_end, s.weekdays AS school_weekdays, \
-         {ENTE_COLUMNS} FROM children c \
-         LEFT JOIN classes k ON k.school_id = c.school_id AND k.id = c.class_id \
-         JOIN schools s ON s.id = c.school_id \
-         JOIN ente e ON e.id = 1 \
-         WHERE c.id = $1"
+    from: NaiveDate,
+) -> Result<ForChange, StoreError> {
+    let mut statements = Statements::new();
+    statements.push(
+        format!(
+            "SELECT {CHILD_COLUMNS}, s.year_start, s.year_end, s.weekdays AS school_weekdays, \
+             {ENTE_COLUMNS} FROM children c \
+             LEFT JOIN classes k ON k.school_id = c.school_id AND k.id = c.class_id \
+             JOIN schools s ON s.id = c.school_id \
+             JOIN ente e ON e.id = 1 \
+             WHERE c.id = $1"
+        ),
+        vec![Arg::Int(child.0)],
     );
-    let Some(row) = sqlx::query(&sql)
-        .bind(child.0)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
+    statements.push(
+        "SELECT 'm' AS source, date AS date_from, NULL AS date_until, kind AS detail, \
+         channel, at_ms FROM day_marks WHERE child_id = $1 AND date >= $2 \
+         UNION ALL \
+         SELECT 's', date_from, date_until, NULL, channel, at_ms \
+         FROM suspensions WHERE child_id = $1 \
+         UNION ALL \
+         SELECT 'c', date_from, date_to, reason, NULL, NULL FROM closures \
+         WHERE school_id = (SELECT school_id FROM children WHERE id = $1) \
+         UNION ALL \
+         SELECT 'd', date, NULL, NULL, NULL, NULL FROM days \
+         WHERE date >= $2 AND closed_at_ms IS NOT NULL \
+         ORDER BY 1, 2",
+        vec![Arg::Int(child.0), Arg::Text(rows::date_text(from))],
+    );
+    let rows = statements.run(conn, backend).await?;
+    let mut head = None;
+    let mut days = ChildDays::default();
+    let mut closures = Vec::new();
+    let mut closed_days = BTreeSet::new();
+    for r in &rows {
+        if r.try_column("source").is_err() {
+            head = Some(r);
+            continue;
+        }
+        let date = get_date(r, "date_from")?;
+        match r.try_get::<String, _>("source")?.as_str() {
+            "m" => {
+                let kind: String = r.try_get("detail")?;
+                let mark = DayMark {
+                    kind: crate::bookings::MarkKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("bad mark {kind:?}")))?,
+                    channel: rows::parse_channel(&r.try_get::<String, _>("channel")?)?,
+                    at: rows::from_millis(r.try_get("at_ms")?)?,
+                };
+                days.marks.insert(date, mark);
+            }
+            "s" => days.suspensions.push(Suspension {
+                from: date,
+                until: get_opt_date(r, "date_until")?,
+                channel: rows::parse_channel(&r.try_get::<String, _>("channel")?)?,
+                at: rows::from_millis(r.try_get("at_ms")?)?,
+            }),
+            "c" => closures.push(Closure {
+                from: date,
+                to: get_date(r, "date_until")?,
+                reason: r.try_get("detail")?,
+            }),
+            "d" => {
+                closed_days.insert(date);
+            }
+            other => return Err(StoreError::Corrupt(format!("unexpected row {other:?}"))),
+        }
+    }
+    let Some(head) = head else {
         // Say which one is missing, as the separate loads do.
-        let settings = load_settings(conn).await?;
+        let _ = load_settings(conn).await?;
         let record = load_child(conn, child).await?;
-        let school = load_school(conn, &record.school).await?;
-        return Ok((settings, record, school));
+        load_school(conn, &record.school).await?;
+        return Err(StoreError::Corrupt(format!(
+            "child {} could not be loaded with its school",
+            child.0
+        )));
     };
-    let record = child_from_row(&row)?;
-    let school = school_from_row(conn, &record.school, &row).await?;
-    Ok((settings_from_row(&row)?, record, school))
+    Ok(ForChange {
+        settings: settings_from_row(head)?,
+        child: child_from_row(head)?,
+        school: school_year(head, closures)?,
+        days,
+        closed_days,
+    })
 }
 
 pub(super) async fn load_child_days(

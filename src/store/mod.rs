@@ -26,6 +26,7 @@ mod operator;
 mod payments;
 mod rows;
 mod sessions;
+mod statements;
 mod writer;
 
 use std::str::FromStr;
@@ -74,17 +75,6 @@ pub enum StoreError {
 pub enum Backend {
     Sqlite,
     Postgres,
-}
-
-impl Backend {
-    /// The suffix that makes a `SELECT` take a shared row lock, where the
-    /// database has row locks (SQLite serializes writers instead).
-    fn for_share(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "",
-            Backend::Postgres => " FOR SHARE",
-        }
-    }
 }
 
 /// The store contract used by the rest of the program.
@@ -210,6 +200,21 @@ impl Store {
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
+    }
+}
+
+/// A transaction for a change. On SQLite `BEGIN IMMEDIATE`: it takes the
+/// database's write lock at once, so nothing it reads can be replaced by
+/// another process before it writes (a deferred transaction would read
+/// first and fail with `SQLITE_BUSY` on its first write if another process
+/// wrote in between). On PostgreSQL a plain `BEGIN`: row locks do that.
+pub(super) async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
     }
 }
 

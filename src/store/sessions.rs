@@ -59,6 +59,13 @@ fn adult_from_row(row: &sqlx::any::AnyRow) -> Result<(Adult, Option<String>), St
     ))
 }
 
+fn relation_from_row(row: &sqlx::any::AnyRow) -> Result<Relation, StoreError> {
+    Ok(match row.try_get::<String, _>("relation")?.as_str() {
+        "parent" => Relation::Parent,
+        _ => Relation::Delegate,
+    })
+}
+
 impl Store {
     /// The adult a login names and their argon2 password hash (None when
     /// they have no portal password yet).
@@ -203,6 +210,51 @@ impl Store {
             .map(|(a, _)| a))
     }
 
+    /// The adult of a session still valid at `now` (None: no such
+    /// session), with the child whose user code is `code` if the adult may
+    /// act for it (None: no such child, or another family's). One query:
+    /// it runs on every request about a child.
+    pub async fn session_child(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+        code: &UserCode,
+    ) -> Result<Option<(Adult, Option<(Child, Relation)>)>, StoreError> {
+        let sql = format!(
+            "SELECT a.id AS adult_id, a.fiscal_code AS adult_fiscal_code, \
+             a.first_name AS adult_first_name, a.last_name AS adult_last_name, \
+             {CHILD_COLUMNS}, \
+             CASE WHEN c.parent_id = a.id THEN 'parent' ELSE 'delegate' END AS relation \
+             FROM sessions s JOIN adults a ON a.id = s.adult_id \
+             LEFT JOIN children c ON c.user_code = $3 AND (c.parent_id = a.id OR EXISTS \
+             (SELECT 1 FROM child_delegates d WHERE d.child_id = c.id AND d.adult_id = a.id)) \
+             LEFT JOIN classes k ON k.school_id = c.school_id AND k.id = c.class_id \
+             WHERE s.token_sha256 = $1 AND s.expires_at_ms > $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(token_sha256)
+            .bind(millis(now))
+            .bind(code.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let fiscal: String = row.try_get("adult_fiscal_code")?;
+        let adult = Adult {
+            id: AdultId(row.try_get("adult_id")?),
+            fiscal_code: FiscalCode::parse(&fiscal)
+                .map_err(|e| StoreError::Corrupt(format!("adult fiscal code: {e}")))?,
+            first_name: row.try_get("adult_first_name")?,
+            last_name: row.try_get("adult_last_name")?,
+        };
+        if row.try_get::<Option<i64>, _>("id")?.is_none() {
+            return Ok(Some((adult, None)));
+        }
+        let relation = relation_from_row(&row)?;
+        Ok(Some((adult, Some((child_from_row(&row)?, relation)))))
+    }
+
     /// Ends a session; false if there was none.
     pub async fn delete_session(&self, token_sha256: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1")
@@ -235,11 +287,7 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let relation = match row.try_get::<String, _>("relation")?.as_str() {
-            "parent" => Relation::Parent,
-            _ => Relation::Delegate,
-        };
-        Ok(Some((child_from_row(&row)?, relation)))
+        Ok(Some((child_from_row(&row)?, relation_from_row(&row)?)))
     }
 
     /// Every child `adult` may act for, by user code.

@@ -1,12 +1,12 @@
 //! Group commit for SQLite: one writer runs the changes queued while the
-//! previous commit was syncing, in one transaction, each in its own
-//! savepoint, and commits once (one fsync for all of them). Call records
-//! (`Store::record_call`, one per call that ends) ride the same batches:
-//! at the morning peak they are the most frequent write of all.
+//! previous commit was syncing, in one transaction, and commits once (one
+//! fsync for all of them). Call records (`Store::record_call`, one per call
+//! that ends) ride the same batches: at the morning peak they are the most
+//! frequent write of all.
 //!
 //! ```text
-//!  apply ─┐                    ┌─ BEGIN
-//!  apply ─┼─► queue ─► writer ─┤  SAVEPOINT; apply_in; RELEASE | ROLLBACK TO   (each)
+//!  apply ─┐                    ┌─ BEGIN IMMEDIATE
+//!  apply ─┼─► queue ─► writer ─┤  apply_in  (each, in arrival order)
 //!  apply ─┘      ▲             │  COMMIT  (synchronous = FULL: fsync)
 //!                └── answers ◄─┘  only now, to every caller of the batch
 //! ```
@@ -18,9 +18,18 @@
 //!   same batch that is now gone).
 //! - Isolation: the operations run one after the other on the single write
 //!   connection, in arrival order, exactly as they queued for that
-//!   connection before; each still begins by bumping the child's version
-//!   and reads what the earlier ones of the batch wrote. A refusal or an
-//!   error rolls back its own savepoint only.
+//!   connection before, inside a transaction that holds the database's
+//!   write lock from its `BEGIN IMMEDIATE`; each reads what the earlier
+//!   ones of the batch wrote.
+//! - Atomicity of each: a refusal writes nothing (the rules decide on what
+//!   was read, before any write). An operation that fails with an error
+//!   may have written part of itself, so the writer rolls the whole
+//!   transaction back and runs the batch again without it, and answers it
+//!   with its error. The others then run on exactly what they ran on
+//!   before (the same rows, the same order, the same `now`), so they
+//!   decide the same. Errors are rare (a full disk, a corrupt row): the
+//!   common path has no savepoints, which were two of a change's round
+//!   trips to the connection thread.
 //! - The closing (and every other writer: import, receipts, sessions)
 //!   takes the same single write connection, so it runs between two
 //!   batches, never inside one: the day-row check of R10 is unchanged.
@@ -33,13 +42,13 @@
 //! the store is dropped.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Acquire, AnyPool};
+use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::changes::{Applied, Operation, apply_in};
 use super::operator::{CallRecord, insert_call};
 
-use super::{Backend, ChildId, StoreError};
+use super::{Backend, ChildId, StoreError, begin_write};
 use crate::bookings::{Actor, Channel, Refusal};
 
 /// The most operations one transaction carries: bounds how long the
@@ -125,46 +134,79 @@ async fn run(
     }
 }
 
-/// One transaction for the whole batch; one outcome per job, in order.
+/// One outcome per job, in order.
 async fn run_batch(
     write: &AnyPool,
     backend: Backend,
     batch: &[(Job, oneshot::Sender<Done>)],
 ) -> Vec<Done> {
-    match try_batch(write, backend, batch).await {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            tracing::error!(error = %e, operations = batch.len(), "group commit failed");
-            let text = e.to_string();
-            batch
-                .iter()
-                .map(|(job, _)| {
-                    let failed = StoreError::BatchFailed(text.clone());
-                    match job {
-                        Job::Change(_) => Done::Change(Err(failed)),
-                        Job::CallRecord(_) => Done::CallRecord(Err(failed)),
-                    }
-                })
-                .collect()
+    // The answers of the jobs that failed with an error and were left out.
+    let mut left_out: Vec<Option<Done>> = batch.iter().map(|_| None).collect();
+    loop {
+        match attempt(write, backend, batch, &left_out).await {
+            Ok(Attempt::Committed(outcomes)) => {
+                return left_out
+                    .into_iter()
+                    .zip(outcomes)
+                    .filter_map(|(failed, done)| failed.or(done))
+                    .collect();
+            }
+            Ok(Attempt::Failed(index, done)) => {
+                tracing::warn!(
+                    operation = index,
+                    operations = batch.len(),
+                    "an operation of the group commit failed; running the batch again without it"
+                );
+                left_out[index] = Some(done);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, operations = batch.len(), "group commit failed");
+                let text = e.to_string();
+                return batch
+                    .iter()
+                    .zip(left_out)
+                    .map(|((job, _), failed)| {
+                        failed.unwrap_or_else(|| {
+                            let failed = StoreError::BatchFailed(text.clone());
+                            match job {
+                                Job::Change(_) => Done::Change(Err(failed)),
+                                Job::CallRecord(_) => Done::CallRecord(Err(failed)),
+                            }
+                        })
+                    })
+                    .collect();
+            }
         }
     }
 }
 
-/// `Err` when the transaction itself failed (begin, a savepoint's
-/// release or rollback, the commit): then nothing of the batch holds.
-async fn try_batch(
+enum Attempt {
+    /// Committed: the outcome of every job not left out, at its index.
+    Committed(Vec<Option<Done>>),
+    /// This job failed with an error: the transaction was rolled back.
+    Failed(usize, Done),
+}
+
+/// One transaction for the jobs of `batch` not `left_out`. `Err` when the
+/// transaction itself failed (begin, commit, rollback): then nothing of
+/// the batch holds.
+async fn attempt(
     write: &AnyPool,
     backend: Backend,
     batch: &[(Job, oneshot::Sender<Done>)],
-) -> Result<Vec<Done>, sqlx::Error> {
-    let mut tx = write.begin().await?;
+    left_out: &[Option<Done>],
+) -> Result<Attempt, sqlx::Error> {
+    let mut tx = begin_write(write, backend).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    for (job, _) in batch {
-        let mut savepoint = tx.begin().await?;
-        let (done, keep) = match job {
-            Job::Change(p) => {
-                let outcome = apply_in(
-                    &mut savepoint,
+    for (index, ((job, _), failed)) in batch.iter().zip(left_out).enumerate() {
+        if failed.is_some() {
+            outcomes.push(None);
+            continue;
+        }
+        let done = match job {
+            Job::Change(p) => Done::Change(
+                apply_in(
+                    &mut tx,
                     backend,
                     p.child,
                     p.operation,
@@ -172,23 +214,16 @@ async fn try_batch(
                     p.channel,
                     p.now,
                 )
-                .await;
-                let keep = matches!(outcome, Ok(Ok(_)));
-                (Done::Change(outcome), keep)
-            }
-            Job::CallRecord(call) => {
-                let id = insert_call(&mut savepoint, call).await;
-                let keep = id.is_ok();
-                (Done::CallRecord(id), keep)
-            }
+                .await,
+            ),
+            Job::CallRecord(call) => Done::CallRecord(insert_call(&mut tx, call).await),
         };
-        if keep {
-            savepoint.commit().await?;
-        } else {
-            savepoint.rollback().await?;
+        if matches!(done, Done::Change(Err(_)) | Done::CallRecord(Err(_))) {
+            tx.rollback().await?;
+            return Ok(Attempt::Failed(index, done));
         }
-        outcomes.push(done);
+        outcomes.push(Some(done));
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(Attempt::Committed(outcomes))
 }
