@@ -59,11 +59,11 @@ impl Store {
     /// When this returns `Ok(Ok(_))` the change is committed.
     ///
     /// On SQLite the operation goes to the group-commit writer
-    /// ([`super::writer`]): it runs in its own savepoint inside a
-    /// transaction shared with the operations queued beside it, and is
-    /// answered only after that transaction's `COMMIT` returned. On
-    /// PostgreSQL it is a transaction of its own. Either way the steps and
-    /// the locks are those of [`apply_in`].
+    /// ([`super::writer`]): it runs inside a transaction shared with the
+    /// operations queued beside it, and is answered only after that
+    /// transaction's `COMMIT` returned. On PostgreSQL it is a transaction
+    /// of its own. Either way the steps and the locks are those of
+    /// [`apply_in`].
     pub async fn apply(
         &self,
         child: ChildId,
@@ -72,19 +72,18 @@ impl Store {
         channel: Channel,
         now: DateTime<Utc>,
     ) -> Result<Result<Applied, Refusal>, StoreError> {
+        let change = Change {
+            child,
+            operation,
+            actor: actor.clone(),
+            channel,
+            now,
+        };
         if let Some(writer) = &self.writer {
-            return writer
-                .apply(super::writer::Pending {
-                    child,
-                    operation,
-                    actor: actor.clone(),
-                    channel,
-                    now,
-                })
-                .await;
+            return writer.apply(change).await;
         }
         let mut tx = super::begin_write(&self.write, self.backend).await?;
-        match apply_in(&mut tx, self.backend, child, operation, actor, channel, now).await? {
+        match apply_in(&mut tx, self.backend, &change).await? {
             Ok(applied) => {
                 tx.commit().await?;
                 Ok(Ok(applied))
@@ -103,17 +102,16 @@ impl Store {
 ///
 /// On SQLite the transaction began `IMMEDIATE`, so it holds the
 /// database's write lock before anything is read; the loads are one round
-/// trip and the writes another ([`Statements`]). On PostgreSQL the child's
-/// row is locked first, then the same statements run one by one.
+/// trip and the writes another ([`Statements`]). (The group-commit writer
+/// goes further and sends one change's writes with the next one's loads:
+/// `store::writer`.) On PostgreSQL the child's row is locked first, then
+/// the same statements run one by one.
 pub(super) async fn apply_in(
     conn: &mut AnyConnection,
     backend: Backend,
-    child: ChildId,
-    operation: Operation,
-    actor: &Actor,
-    channel: Channel,
-    now: DateTime<Utc>,
+    change: &Change,
 ) -> Result<Result<Applied, Refusal>, StoreError> {
+    let child = change.child;
     if backend == Backend::Postgres {
         // Two channels changing the same child at once queue here, and
         // neither reads before the other committed.
@@ -128,33 +126,73 @@ pub(super) async fn apply_in(
             )));
         }
     }
-    let loaded = load_for_change(conn, backend, child, days_needed_from(operation, now)).await?;
-    let applied = match plan(&loaded, operation, now) {
-        Ok(applied) => applied,
+    let loaded = load_for_change(conn, backend, child, change.loads_from()).await?;
+    let (applied, writes) = match change.decide(&loaded) {
+        Ok(decided) => decided,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    // The closing of a day and a late change never both win (R10).
-    if day_is_closed(conn, backend, &loaded, applied.first_day()).await? {
+    if backend == Backend::Postgres && day_is_locked_closed(conn, applied.first_day()).await? {
         return Ok(Err(Refusal::AfterCutoff {
             date: applied.first_day(),
         }));
     }
-    let mut statements = Statements::new();
-    write(&mut statements, child, &applied, actor, channel, now);
-    statements.push(
-        "INSERT INTO audit (at_ms, actor, channel, child_id, action, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        vec![
-            millis(now).into(),
-            actor.audit_form().into(),
-            channel.as_str().into(),
-            child.0.into(),
-            action_word(&operation).into(),
-            serde_json::to_string(&applied).unwrap_or_default().into(),
-        ],
-    );
-    statements.run(conn, backend).await?;
+    writes.run(conn, backend).await?;
     Ok(Ok(applied))
+}
+
+/// A change asked for, with who asks, through which channel, and when.
+pub(super) struct Change {
+    pub child: ChildId,
+    pub operation: Operation,
+    pub actor: Actor,
+    pub channel: Channel,
+    pub now: DateTime<Utc>,
+}
+
+impl Change {
+    /// The first date [`load_for_change`] must load for it.
+    pub(super) fn loads_from(&self) -> NaiveDate {
+        days_needed_from(self.operation, self.now)
+    }
+
+    /// The rules' answer on what was loaded, and the statements that write
+    /// it with its audit row (R12): nothing is written yet.
+    pub(super) fn decide(&self, loaded: &ForChange) -> Result<(Applied, Statements), Refusal> {
+        let applied = plan(loaded, self.operation, self.now)?;
+        // The closing of a day and a late change never both win (R10). On
+        // SQLite the transaction holds the database's write lock since its
+        // BEGIN, so the closing, in this process or another, ran wholly
+        // before it or will run wholly after: the closed days loaded with
+        // the child are the truth. PostgreSQL checks again under a lock
+        // (`day_is_locked_closed`).
+        if loaded.closed_days.contains(&applied.first_day()) {
+            return Err(Refusal::AfterCutoff {
+                date: applied.first_day(),
+            });
+        }
+        let mut writes = Statements::new();
+        write(
+            &mut writes,
+            self.child,
+            &applied,
+            &self.actor,
+            self.channel,
+            self.now,
+        );
+        writes.push(
+            "INSERT INTO audit (at_ms, actor, channel, child_id, action, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            vec![
+                millis(self.now).into(),
+                self.actor.audit_form().into(),
+                self.channel.as_str().into(),
+                self.child.0.into(),
+                action_word(&self.operation).into(),
+                serde_json::to_string(&applied).unwrap_or_default().into(),
+            ],
+        );
+        Ok((applied, writes))
+    }
 }
 
 /// The earliest date whose marks the rules may need: the asked date, or
@@ -232,36 +270,25 @@ fn plan(loaded: &ForChange, operation: Operation, now: DateTime<Utc>) -> Result<
     }
 }
 
-async fn day_is_closed(
+/// PostgreSQL: the change takes a shared lock on the day's row, the
+/// closing an exclusive one, and whoever comes second sees the other's
+/// result. The row must exist for the lock to hold it.
+async fn day_is_locked_closed(
     conn: &mut AnyConnection,
-    backend: Backend,
-    loaded: &ForChange,
     date: NaiveDate,
 ) -> Result<bool, StoreError> {
-    match backend {
-        // The transaction holds the database's write lock since its
-        // BEGIN, so the closing, in this process or another, ran wholly
-        // before it or will run wholly after: the closed days loaded with
-        // the child are the truth.
-        Backend::Sqlite => Ok(loaded.closed_days.contains(&date)),
-        // The change takes a shared lock on the day's row, the closing an
-        // exclusive one, and whoever comes second sees the other's result.
-        // The row must exist for the lock to hold it.
-        Backend::Postgres => {
-            sqlx::query("INSERT INTO days (date) VALUES ($1) ON CONFLICT (date) DO NOTHING")
-                .bind(date_text(date))
-                .execute(&mut *conn)
-                .await?;
-            let row = sqlx::query("SELECT closed_at_ms FROM days WHERE date = $1 FOR SHARE")
-                .bind(date_text(date))
-                .fetch_optional(&mut *conn)
-                .await?;
-            Ok(match row {
-                Some(row) => row.try_get::<Option<i64>, _>("closed_at_ms")?.is_some(),
-                None => false,
-            })
-        }
-    }
+    sqlx::query("INSERT INTO days (date) VALUES ($1) ON CONFLICT (date) DO NOTHING")
+        .bind(date_text(date))
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query("SELECT closed_at_ms FROM days WHERE date = $1 FOR SHARE")
+        .bind(date_text(date))
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<Option<i64>, _>("closed_at_ms")?.is_some(),
+        None => false,
+    })
 }
 
 /// The statement that writes `applied`.

@@ -327,6 +327,18 @@ pub(super) async fn load_for_change(
     child: ChildId,
     from: NaiveDate,
 ) -> Result<ForChange, StoreError> {
+    let rows = for_change_statements(child, from)
+        .run(conn, backend)
+        .await?;
+    match for_change_from_rows(&rows)? {
+        Some(loaded) => Ok(loaded),
+        None => Err(why_not_loaded(conn, child).await),
+    }
+}
+
+/// The statements of [`load_for_change`], for a caller that sends them
+/// with others (`store::writer`).
+pub(super) fn for_change_statements(child: ChildId, from: NaiveDate) -> Statements {
     let mut statements = Statements::new();
     statements.push(
         format!(
@@ -354,12 +366,17 @@ pub(super) async fn load_for_change(
          ORDER BY 1, 2",
         vec![Arg::Int(child.0), Arg::Text(rows::date_text(from))],
     );
-    let rows = statements.run(conn, backend).await?;
+    statements
+}
+
+/// The rows of [`for_change_statements`] as a [`ForChange`]; None when
+/// the child, its school or the ente is missing ([`why_not_loaded`]).
+pub(super) fn for_change_from_rows(rows: &[AnyRow]) -> Result<Option<ForChange>, StoreError> {
     let mut head = None;
     let mut days = ChildDays::default();
     let mut closures = Vec::new();
     let mut closed_days = BTreeSet::new();
-    for r in &rows {
+    for r in rows {
         if r.try_column("source").is_err() {
             head = Some(r);
             continue;
@@ -394,22 +411,33 @@ pub(super) async fn load_for_change(
         }
     }
     let Some(head) = head else {
-        // Say which one is missing, as the separate loads do.
-        let _ = load_settings(conn).await?;
-        let record = load_child(conn, child).await?;
-        load_school(conn, &record.school).await?;
-        return Err(StoreError::Corrupt(format!(
-            "child {} could not be loaded with its school",
-            child.0
-        )));
+        return Ok(None);
     };
-    Ok(ForChange {
+    Ok(Some(ForChange {
         settings: settings_from_row(head)?,
         child: child_from_row(head)?,
         school: school_year(head, closures)?,
         days,
         closed_days,
-    })
+    }))
+}
+
+/// Which of the ente, the child and its school is missing, as the
+/// separate loads say it.
+pub(super) async fn why_not_loaded(conn: &mut AnyConnection, child: ChildId) -> StoreError {
+    let missing = async {
+        load_settings(conn).await?;
+        let record = load_child(conn, child).await?;
+        load_school(conn, &record.school).await?;
+        Ok::<_, StoreError>(())
+    };
+    match missing.await {
+        Err(e) => e,
+        Ok(()) => StoreError::Corrupt(format!(
+            "child {} could not be loaded with its school",
+            child.0
+        )),
+    }
 }
 
 pub(super) async fn load_child_days(

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::rows::{date_text, from_millis, get_date, millis};
+use super::statements::Statements;
 use super::{Child, Store, StoreError};
 use crate::bookings::{Actor, Channel, Diet, SchoolId};
 
@@ -245,7 +246,7 @@ impl Store {
             return writer.record_call(call.clone()).await;
         }
         let mut conn = self.write.acquire().await?;
-        insert_call(&mut conn, call).await
+        insert_call(&mut conn, self.backend, call).await
     }
 
     /// The calls started in `[from, to)`, oldest first.
@@ -287,25 +288,38 @@ impl Store {
 }
 
 /// Inserts a call record on `conn` (the write pool's, or the writer's
-/// savepoint); its id.
+/// transaction); its id.
 pub(super) async fn insert_call(
     conn: &mut sqlx::AnyConnection,
+    backend: super::Backend,
     call: &CallRecord,
 ) -> Result<i64, StoreError> {
+    let rows = insert_call_statement(call)?.run(conn, backend).await?;
+    call_id(rows.first())
+}
+
+/// The statement of [`insert_call`]; it returns the id as `call_id`.
+pub(super) fn insert_call_statement(call: &CallRecord) -> Result<Statements, StoreError> {
     let codes = serde_json::to_string(&call.codes)
         .map_err(|e| StoreError::Corrupt(format!("call codes: {e}")))?;
-    let id: i64 = sqlx::query(
+    let mut statements = Statements::new();
+    statements.push(
         "INSERT INTO calls (caller, called, started_at_ms, ended_at_ms, codes, operations) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(&call.caller)
-    .bind(&call.called)
-    .bind(millis(call.started_at))
-    .bind(call.ended_at.map(millis))
-    .bind(codes)
-    .bind(call.operations.to_string())
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("id")?;
-    Ok(id)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id AS call_id",
+        vec![
+            call.caller.as_str().into(),
+            call.called.as_str().into(),
+            millis(call.started_at).into(),
+            call.ended_at.map(millis).into(),
+            codes.into(),
+            call.operations.to_string().into(),
+        ],
+    );
+    Ok(statements)
+}
+
+/// The id in a row [`insert_call_statement`] returned.
+pub(super) fn call_id(row: Option<&sqlx::any::AnyRow>) -> Result<i64, StoreError> {
+    let row = row.ok_or_else(|| StoreError::Corrupt("a call insert returned no id".into()))?;
+    Ok(row.try_get("call_id")?)
 }

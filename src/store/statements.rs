@@ -26,6 +26,7 @@ use super::{Backend, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Arg {
     Int(i64),
+    OptInt(Option<i64>),
     Text(String),
     OptText(Option<String>),
 }
@@ -33,6 +34,12 @@ pub(super) enum Arg {
 impl From<i64> for Arg {
     fn from(v: i64) -> Arg {
         Arg::Int(v)
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        Arg::OptInt(v)
     }
 }
 
@@ -70,6 +77,15 @@ impl Statements {
         self.items.push((sql.into(), args));
     }
 
+    /// Appends `other`'s statements after these.
+    pub(super) fn append(&mut self, other: Statements) {
+        self.items.extend(other.items);
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     /// Runs them all; the rows every statement returned, in order.
     pub(super) async fn run(
         self,
@@ -104,6 +120,7 @@ type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q
 fn bind<'q>(query: AnyQuery<'q>, args: impl IntoIterator<Item = Arg>) -> AnyQuery<'q> {
     args.into_iter().fold(query, |q, arg| match arg {
         Arg::Int(v) => q.bind(v),
+        Arg::OptInt(v) => q.bind(v),
         Arg::Text(v) => q.bind(v),
         Arg::OptText(v) => q.bind(v),
     })

@@ -6,10 +6,19 @@
 //!
 //! ```text
 //!  apply ─┐                    ┌─ BEGIN IMMEDIATE
-//!  apply ─┼─► queue ─► writer ─┤  apply_in  (each, in arrival order)
+//!  apply ─┼─► queue ─► writer ─┤  loads(1) │ writes(1) + loads(2) │ … │ writes(n)
 //!  apply ─┘      ▲             │  COMMIT  (synchronous = FULL: fsync)
 //!                └── answers ◄─┘  only now, to every caller of the batch
 //! ```
+//!
+//! Round trips: on SQLite every command to sqlx's connection thread costs
+//! two thread switches, more than SQLite's work for these small
+//! statements. So a change's loads are one command, and its writes go in
+//! the same command as the next change's loads ([`pipelined`]): a batch of
+//! n changes is n + 3 commands. The writer runs on a thread of its own
+//! (a current-thread runtime): every one of those commands resumes it, and
+//! on the server's runtime it would wait behind the HTTP and call tasks
+//! each time.
 //!
 //! Why it keeps the guarantees of one transaction per change:
 //! - Durability: nobody is answered before `COMMIT` returned; if the commit
@@ -19,17 +28,20 @@
 //! - Isolation: the operations run one after the other on the single write
 //!   connection, in arrival order, exactly as they queued for that
 //!   connection before, inside a transaction that holds the database's
-//!   write lock from its `BEGIN IMMEDIATE`; each reads what the earlier
-//!   ones of the batch wrote.
+//!   write lock from its `BEGIN IMMEDIATE`; statements run in order, so
+//!   each change reads what the earlier ones of the batch wrote.
 //! - Atomicity of each: a refusal writes nothing (the rules decide on what
-//!   was read, before any write). An operation that fails with an error
-//!   may have written part of itself, so the writer rolls the whole
-//!   transaction back and runs the batch again without it, and answers it
-//!   with its error. The others then run on exactly what they ran on
-//!   before (the same rows, the same order, the same `now`), so they
+//!   was read, before any write). A statement that fails may have left
+//!   part of an operation written, and in a command shared by two
+//!   operations it is not clear whose it was: the writer rolls the whole
+//!   transaction back and runs the batch again step by step
+//!   ([`stepwise`]: each operation in its own commands); an operation that
+//!   fails there is left out, the batch run once more without it, and it is
+//!   answered with its error. The others then run on exactly what they ran
+//!   on before (the same rows, the same order, the same `now`), so they
 //!   decide the same. Errors are rare (a full disk, a corrupt row): the
-//!   common path has no savepoints, which were two of a change's round
-//!   trips to the connection thread.
+//!   common path has no savepoints, which were two more round trips per
+//!   change.
 //! - The closing (and every other writer: import, receipts, sessions)
 //!   takes the same single write connection, so it runs between two
 //!   batches, never inside one: the day-row check of R10 is unchanged.
@@ -37,19 +49,20 @@
 //!   caller hung up) does not cancel anything: the writer owns the
 //!   transaction, and the change commits or fails as a whole batch.
 //!
-//! The writer is a tokio task started by `Store::open` (the store's only
-//! task, like sqlx's own pool maintenance); it ends when the last clone of
-//! the store is dropped.
+//! The writer ends when the last clone of the store is dropped (its queue
+//! closes).
 
-use chrono::{DateTime, Utc};
 use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::changes::{Applied, Operation, apply_in};
-use super::operator::{CallRecord, insert_call};
-
-use super::{Backend, ChildId, StoreError, begin_write};
-use crate::bookings::{Actor, Channel, Refusal};
+use super::changes::{Applied, Change, apply_in};
+use super::children::{for_change_from_rows, for_change_statements, why_not_loaded};
+use super::operator::{CallRecord, call_id, insert_call, insert_call_statement};
+use super::statements::Statements;
+use super::{Backend, StoreError, begin_write};
+use crate::bookings::Refusal;
 
 /// The most operations one transaction carries: bounds how long the
 /// write connection is held away from the closing and the other writers.
@@ -60,7 +73,7 @@ type Outcome = Result<Result<Applied, Refusal>, StoreError>;
 /// What the writer is asked to write.
 enum Job {
     /// A change through `Store::apply`.
-    Change(Pending),
+    Change(Change),
     /// A call's record (R12), stored when a call ends: at a busy hour as
     /// many a second as calls end, so it shares the batches of the changes.
     CallRecord(CallRecord),
@@ -72,15 +85,6 @@ enum Done {
     CallRecord(Result<i64, StoreError>),
 }
 
-/// An operation waiting for the writer.
-pub(super) struct Pending {
-    pub child: ChildId,
-    pub operation: Operation,
-    pub actor: Actor,
-    pub channel: Channel,
-    pub now: DateTime<Utc>,
-}
-
 /// The handle every clone of the store holds.
 #[derive(Clone)]
 pub(super) struct Writer {
@@ -88,15 +92,28 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer on the current tokio runtime.
+    /// Starts the writer on its own thread.
     pub(super) fn start(write: AnyPool, backend: Backend) -> Writer {
         let (queue, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(write, backend, receiver));
+        let thread = std::thread::Builder::new()
+            .name("mensa-writer".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(run(write, backend, receiver)),
+                    Err(e) => tracing::error!(error = %e, "the store's writer could not start"),
+                }
+            });
+        if let Err(e) = thread {
+            tracing::error!(error = %e, "the store's writer thread could not start");
+        }
         Writer { queue }
     }
 
-    pub(super) async fn apply(&self, pending: Pending) -> Outcome {
-        match self.submit(Job::Change(pending)).await? {
+    pub(super) async fn apply(&self, change: Change) -> Outcome {
+        match self.submit(Job::Change(change)).await? {
             Done::Change(outcome) => outcome,
             Done::CallRecord(_) => Err(StoreError::WriterGone),
         }
@@ -126,7 +143,12 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let t0 = std::time::Instant::now();
         let outcomes = run_batch(&write, backend, &batch).await;
+        let el = t0.elapsed();
+        if el > std::time::Duration::from_millis(8) {
+            eprintln!("SLOWBATCH {} ops {:?}", batch.len(), el);
+        }
         for ((_, answer), outcome) in batch.drain(..).zip(outcomes) {
             // The caller may have stopped waiting; the outcome stands.
             let _ = answer.send(outcome);
@@ -136,6 +158,126 @@ async fn run(
 
 /// One outcome per job, in order.
 async fn run_batch(
+    write: &AnyPool,
+    backend: Backend,
+    batch: &[(Job, oneshot::Sender<Done>)],
+) -> Vec<Done> {
+    match pipelined(write, backend, batch).await {
+        Ok(Some(outcomes)) => return outcomes,
+        Ok(None) => {
+            tracing::warn!(
+                operations = batch.len(),
+                "a statement of the group commit failed; running the batch step by step"
+            );
+        }
+        Err(e) => return failed_batch(batch, vec![], &e),
+    }
+    stepwise(write, backend, batch).await
+}
+
+/// The fast path: each change's loads go in one command with the
+/// previous change's writes (and the call records queued before it), so a
+/// batch of n changes is about n round trips to the connection thread, not
+/// 2n. Statements run in order, so a change's loads see every write before
+/// them. `Ok(None)` when a statement failed: the command held another
+/// operation's statements too, so the failure is not attributed here; the
+/// transaction is rolled back and [`stepwise`] runs the batch again.
+async fn pipelined(
+    write: &AnyPool,
+    backend: Backend,
+    batch: &[(Job, oneshot::Sender<Done>)],
+) -> Result<Option<Vec<Done>>, sqlx::Error> {
+    let mut tx = begin_write(write, backend).await?;
+    let mut outcomes: Vec<Option<Done>> = batch.iter().map(|_| None).collect();
+    // Statements not sent yet, and the call records among them by index.
+    let mut unsent = Statements::new();
+    let mut records: Vec<usize> = Vec::new();
+    for (index, (job, _)) in batch.iter().enumerate() {
+        match job {
+            Job::CallRecord(call) => match insert_call_statement(call) {
+                Ok(insert) => {
+                    unsent.append(insert);
+                    records.push(index);
+                }
+                Err(e) => outcomes[index] = Some(Done::CallRecord(Err(e))),
+            },
+            Job::Change(change) => {
+                let mut command = std::mem::take(&mut unsent);
+                command.append(for_change_statements(change.child, change.loads_from()));
+                let Ok(rows) = command.run(&mut tx, backend).await else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let loads = give_call_ids(&rows, &mut records, &mut outcomes);
+                let decided = decide(&mut tx, change, loads).await;
+                outcomes[index] = Some(Done::Change(decided.map(|d| {
+                    d.map(|(applied, writes)| {
+                        unsent = writes;
+                        applied
+                    })
+                })));
+            }
+        }
+    }
+    if !unsent.is_empty() {
+        let Ok(rows) = unsent.run(&mut tx, backend).await else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        give_call_ids(&rows, &mut records, &mut outcomes);
+    }
+    tx.commit().await?;
+    Ok(Some(
+        outcomes
+            .into_iter()
+            .map(|done| {
+                done.unwrap_or_else(|| {
+                    Done::CallRecord(Err(StoreError::Corrupt(
+                        "a call insert returned no id".into(),
+                    )))
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// The ids of the call records `rows` begins with (one `call_id` row
+/// each, in the order they were queued) go to their outcomes; the rest
+/// of `rows` is returned.
+fn give_call_ids<'r>(
+    rows: &'r [AnyRow],
+    records: &mut Vec<usize>,
+    outcomes: &mut [Option<Done>],
+) -> &'r [AnyRow] {
+    let ids = rows
+        .iter()
+        .take_while(|r| r.try_column("call_id").is_ok())
+        .count();
+    for (index, row) in records.drain(..).zip(&rows[..ids]) {
+        outcomes[index] = Some(Done::CallRecord(call_id(Some(row))));
+    }
+    &rows[ids..]
+}
+
+/// A change's rules on its loaded rows: what it writes, or a refusal. An
+/// error here (a missing child, a corrupt row) has written nothing.
+async fn decide(
+    conn: &mut AnyConnection,
+    change: &Change,
+    loads: &[AnyRow],
+) -> Result<Result<(Applied, Statements), Refusal>, StoreError> {
+    match for_change_from_rows(loads)? {
+        Some(loaded) => Ok(change.decide(&loaded)),
+        None => Err(why_not_loaded(conn, change.child).await),
+    }
+}
+
+/// The careful path, after a statement failed in [`pipelined`]: each
+/// operation in its own commands ([`apply_in`], [`insert_call`]). One
+/// that fails with an error may have written part of itself, so the
+/// transaction is rolled back and the batch run again without it; it is
+/// answered with its error.
+async fn stepwise(
     write: &AnyPool,
     backend: Backend,
     batch: &[(Job, oneshot::Sender<Done>)],
@@ -159,25 +301,33 @@ async fn run_batch(
                 );
                 left_out[index] = Some(done);
             }
-            Err(e) => {
-                tracing::error!(error = %e, operations = batch.len(), "group commit failed");
-                let text = e.to_string();
-                return batch
-                    .iter()
-                    .zip(left_out)
-                    .map(|((job, _), failed)| {
-                        failed.unwrap_or_else(|| {
-                            let failed = StoreError::BatchFailed(text.clone());
-                            match job {
-                                Job::Change(_) => Done::Change(Err(failed)),
-                                Job::CallRecord(_) => Done::CallRecord(Err(failed)),
-                            }
-                        })
-                    })
-                    .collect();
-            }
+            Err(e) => return failed_batch(batch, left_out, &e),
         }
     }
+}
+
+/// Every job not already answered fails with the transaction's error.
+fn failed_batch(
+    batch: &[(Job, oneshot::Sender<Done>)],
+    mut answered: Vec<Option<Done>>,
+    e: &sqlx::Error,
+) -> Vec<Done> {
+    tracing::error!(error = %e, operations = batch.len(), "group commit failed");
+    answered.resize_with(batch.len(), || None);
+    let text = e.to_string();
+    batch
+        .iter()
+        .zip(answered)
+        .map(|((job, _), done)| {
+            done.unwrap_or_else(|| {
+                let failed = StoreError::BatchFailed(text.clone());
+                match job {
+                    Job::Change(_) => Done::Change(Err(failed)),
+                    Job::CallRecord(_) => Done::CallRecord(Err(failed)),
+                }
+            })
+        })
+        .collect()
 }
 
 enum Attempt {
@@ -204,19 +354,8 @@ async fn attempt(
             continue;
         }
         let done = match job {
-            Job::Change(p) => Done::Change(
-                apply_in(
-                    &mut tx,
-                    backend,
-                    p.child,
-                    p.operation,
-                    &p.actor,
-                    p.channel,
-                    p.now,
-                )
-                .await,
-            ),
-            Job::CallRecord(call) => Done::CallRecord(insert_call(&mut tx, call).await),
+            Job::Change(change) => Done::Change(apply_in(&mut tx, backend, change).await),
+            Job::CallRecord(call) => Done::CallRecord(insert_call(&mut tx, backend, call).await),
         };
         if matches!(done, Done::Change(Err(_)) | Done::CallRecord(Err(_))) {
             tx.rollback().await?;
