@@ -812,6 +812,55 @@ async fn adults_act_for_their_children_and_delegated_ones_only(store: Store) {
     let giulia = UserCode::parse("100235").unwrap();
     assert!(store.child_of(laura.id, &giulia).await.unwrap().is_none());
     assert!(store.child_of(adult.id, &giulia).await.unwrap().is_some());
+
+    // The API's one query for a session and the route's child agrees.
+    let now = at("2026-12-07 10:00");
+    let expires = at("2026-12-07 22:00");
+    store
+        .create_session(laura.id, "laura", now, expires)
+        .await
+        .unwrap();
+    let luca = UserCode::parse("100234").unwrap();
+    let (who, found) = store
+        .session_child("laura", now, &luca)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(who, laura);
+    let (child, relation) = found.unwrap();
+    assert_eq!(
+        (child.user_code.to_string(), relation),
+        ("100234".into(), Delegate)
+    );
+    assert_eq!(
+        child,
+        store.child_of(laura.id, &luca).await.unwrap().unwrap().0
+    );
+    // Another family's child: the adult, no child.
+    let (who, found) = store
+        .session_child("laura", now, &giulia)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((who, found), (laura, None));
+    let nobody = UserCode::parse("999999").unwrap();
+    let (_, found) = store
+        .session_child("laura", now, &nobody)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.is_none());
+    // No session: nothing, whatever the child.
+    for token_now in [("laura", expires), ("other", now)] {
+        let (token, when) = token_now;
+        assert!(
+            store
+                .session_child(token, when, &luca)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 }
 
 async fn issue_notice(store: &Store, amount: i64) -> mensa::store::Payment {
