@@ -1210,3 +1210,89 @@ async fn sqlite_an_error_after_a_partial_write_undoes_only_that_change() {
         assert_eq!(status(&store, c, &date).await, expected, "{date}");
     }
 }
+
+/// SQLite's group commit when the `COMMIT` itself fails (here a deferred
+/// foreign key, checked only at commit, that a trigger the test adds
+/// breaks for one child's changes): whatever each caller is told holds.
+/// A success is in the calendar, a failure is not, and the child whose
+/// changes break the commit has nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_failed_commit_answers_every_caller_truthfully() {
+    use sqlx::Connection;
+    let (store, dir) = common::sqlite().await;
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let giulia = child(&store, "100235").await;
+    let url = format!("sqlite://{}", dir.path().join("mensa.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for sql in [
+        "CREATE TABLE trap_parent (id INTEGER PRIMARY KEY)".to_string(),
+        "CREATE TABLE trap (p BIGINT REFERENCES trap_parent(id) DEFERRABLE INITIALLY DEFERRED)"
+            .to_string(),
+        format!(
+            "CREATE TRIGGER injected_commit_failure AFTER INSERT ON audit \
+             WHEN NEW.child_id = {} BEGIN INSERT INTO trap VALUES (42); END",
+            luca.id.0
+        ),
+    ] {
+        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = Arc::new(store);
+    let days: Vec<_> = d("2027-01-11")
+        .iter_days()
+        .take(28)
+        .filter(|day| chrono::Datelike::weekday(day).num_days_from_monday() < 5)
+        .collect();
+    let now = at("2026-12-01 10:00");
+    let tasks: Vec<_> = days
+        .iter()
+        .enumerate()
+        .map(|(i, day)| {
+            let (store, date) = (store.clone(), *day);
+            let who = if i % 2 == 0 {
+                giulia.clone()
+            } else {
+                luca.clone()
+            };
+            tokio::spawn(async move {
+                let op = Operation::Day {
+                    date,
+                    request: DayRequest::Absent,
+                };
+                let outcome = store.apply(who.id, op, &caller(), Channel::App, now).await;
+                (who, date, outcome)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (who, date, outcome) = task.await.unwrap();
+        let shown = status(&store, &who, &date.to_string()).await;
+        match outcome {
+            Ok(Ok(_)) => assert_eq!(shown, DayStatus::Absent, "{date}: told it succeeded"),
+            Err(_) => assert_eq!(shown, DayStatus::Booked, "{date}: told it failed"),
+            Ok(Err(refusal)) => panic!("{date}: unexpected refusal {refusal:?}"),
+        }
+        if who.id == luca.id {
+            assert_eq!(
+                shown,
+                DayStatus::Booked,
+                "{date}: Luca's changes cannot commit"
+            );
+        }
+    }
+    // The writer is left healthy: the next change commits.
+    let op = Operation::Day {
+        date: d("2027-02-15"),
+        request: DayRequest::Absent,
+    };
+    let outcome = store
+        .apply(giulia.id, op, &caller(), Channel::App, now)
+        .await;
+    assert!(matches!(outcome, Ok(Ok(_))), "{outcome:?}");
+    assert_eq!(
+        status(&store, &giulia, "2027-02-15").await,
+        DayStatus::Absent
+    );
+}

@@ -82,10 +82,6 @@ impl Statements {
         self.items.extend(other.items);
     }
 
-    pub(super) fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// Runs them all; the rows every statement returned, in order.
     pub(super) async fn run(
         self,

@@ -5,17 +5,18 @@
 //! frequent write of all.
 //!
 //! ```text
-//!  apply ─┐                    ┌─ BEGIN IMMEDIATE
-//!  apply ─┼─► queue ─► writer ─┤  loads(1) │ writes(1) + loads(2) │ … │ writes(n)
-//!  apply ─┘      ▲             │  COMMIT  (synchronous = FULL: fsync)
+//!  apply ─┐                    ┌─ BEGIN IMMEDIATE + loads(1)
+//!  apply ─┼─► queue ─► writer ─┤  writes(1) + loads(2)  …  writes(n-1) + loads(n)
+//!  apply ─┘      ▲             │  writes(n) + COMMIT  (synchronous = FULL: fsync)
 //!                └── answers ◄─┘  only now, to every caller of the batch
 //! ```
 //!
 //! Round trips: on SQLite every command to sqlx's connection thread costs
 //! two thread switches, more than SQLite's work for these small
 //! statements. So a change's loads are one command, and its writes go in
-//! the same command as the next change's loads ([`pipelined`]): a batch of
-//! n changes is n + 3 commands.
+//! the same command as the next change's loads, `BEGIN` with the first
+//! and `COMMIT` with the last ([`pipelined`]): a batch of n changes is
+//! n + 1 commands (a batch of call records alone, one).
 //!
 //! Why it keeps the guarantees of one transaction per change:
 //! - Durability: nobody is answered before `COMMIT` returned; if the commit
@@ -52,8 +53,9 @@
 //! runtime, it was slower: 445 µs of CPU per change against 308 µs,
 //! docs/benchmarks.md.)
 
-use sqlx::AnyPool;
 use sqlx::any::AnyRow;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::{mpsc, oneshot};
 
@@ -163,21 +165,33 @@ async fn run_batch(
 }
 
 /// The fast path: each change's loads go in one command with the
-/// previous change's writes (and the call records queued before it), so a
-/// batch of n changes is about n round trips to the connection thread, not
-/// 2n. Statements run in order, so a change's loads see every write before
-/// them. `Ok(None)` when a statement failed: the command held another
-/// operation's statements too, so the failure is not attributed here; the
-/// transaction is rolled back and [`stepwise`] runs the batch again.
+/// previous change's writes (and the call records queued before it); the
+/// transaction's `BEGIN IMMEDIATE` goes with the first command and its
+/// `COMMIT` with the last (an [`OwnTransaction`]). A batch of n changes is
+/// n + 1 round trips to the connection thread, where one command per
+/// statement, a savepoint each and sqlx's own `BEGIN` and `COMMIT` made
+/// it 7n + 2. Statements run in order, so a change's loads see every
+/// write before them.
+///
+/// `Ok(None)` when a statement failed and the transaction was still open:
+/// it is rolled back, nothing of the batch holds, and [`stepwise`] runs
+/// the batch again (the command held several operations' statements, so
+/// the failure is not attributed here). `Err` when the transaction itself
+/// failed: its `BEGIN` or `COMMIT`, or a failure after which it was no
+/// longer open to roll back.
 async fn pipelined(
     write: &AnyPool,
     backend: Backend,
     batch: &[(Job, oneshot::Sender<Done>)],
-) -> Result<Option<Vec<Done>>, sqlx::Error> {
-    let mut tx = begin_write(write, backend).await?;
+) -> Result<Option<Vec<Done>>, StoreError> {
+    let mut tx = OwnTransaction {
+        conn: write.acquire().await?,
+        open: true,
+    };
     let mut outcomes: Vec<Option<Done>> = batch.iter().map(|_| None).collect();
     // Statements not sent yet, and the call records among them by index.
     let mut unsent = Statements::new();
+    unsent.push("BEGIN IMMEDIATE", vec![]);
     let mut records: Vec<usize> = Vec::new();
     for (index, (job, _)) in batch.iter().enumerate() {
         match job {
@@ -191,12 +205,12 @@ async fn pipelined(
             Job::Change(change) => {
                 let mut command = std::mem::take(&mut unsent);
                 command.append(for_change_statements(change.child, change.loads_from()));
-                let Ok(rows) = command.run(&mut tx, backend).await else {
-                    tx.rollback().await?;
-                    return Ok(None);
+                let rows = match command.run(&mut tx.conn, backend).await {
+                    Ok(rows) => rows,
+                    Err(e) => return tx.abandon(e).await,
                 };
                 let loads = give_call_ids(&rows, &mut records, &mut outcomes);
-                let decided = decide(&mut tx, change, loads).await;
+                let decided = decide(&mut tx.conn, change, loads).await;
                 outcomes[index] = Some(Done::Change(decided.map(|d| {
                     d.map(|(applied, writes)| {
                         unsent = writes;
@@ -206,14 +220,14 @@ async fn pipelined(
             }
         }
     }
-    if !unsent.is_empty() {
-        let Ok(rows) = unsent.run(&mut tx, backend).await else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        give_call_ids(&rows, &mut records, &mut outcomes);
+    unsent.push("COMMIT", vec![]);
+    match unsent.run(&mut tx.conn, backend).await {
+        Ok(rows) => {
+            tx.open = false;
+            give_call_ids(&rows, &mut records, &mut outcomes);
+        }
+        Err(e) => return tx.abandon(e).await,
     }
-    tx.commit().await?;
     Ok(Some(
         outcomes
             .into_iter()
@@ -226,6 +240,41 @@ async fn pipelined(
             })
             .collect(),
     ))
+}
+
+/// The write connection inside a transaction the writer opens and ends
+/// with statements of its own, sent with others. sqlx does not know a
+/// transaction is open on it, so none may outlive the batch: dropped while
+/// `open` (a failed rollback, a cancelled writer), the connection is
+/// closed instead of going back to the pool, and SQLite rolls back.
+struct OwnTransaction {
+    conn: PoolConnection<Any>,
+    /// From before `BEGIN` is sent until `COMMIT` or `ROLLBACK` returned.
+    open: bool,
+}
+
+impl OwnTransaction {
+    /// After `failure`: rolls back. `Ok(None)` if the transaction was
+    /// still open (now nothing of it holds: safe to run the batch again);
+    /// `Err(failure)` if it was not (its `BEGIN` failed, or SQLite ended it
+    /// on the error): then the batch fails.
+    async fn abandon(mut self, failure: StoreError) -> Result<Option<Vec<Done>>, StoreError> {
+        match sqlx::query("ROLLBACK").execute(&mut *self.conn).await {
+            Ok(_) => {
+                self.open = false;
+                Ok(None)
+            }
+            Err(_) => Err(failure),
+        }
+    }
+}
+
+impl Drop for OwnTransaction {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// The ids of the call records `rows` begins with (one `call_id` row
@@ -297,7 +346,7 @@ async fn stepwise(
 fn failed_batch(
     batch: &[(Job, oneshot::Sender<Done>)],
     mut answered: Vec<Option<Done>>,
-    e: &sqlx::Error,
+    e: &dyn std::fmt::Display,
 ) -> Vec<Done> {
     tracing::error!(error = %e, operations = batch.len(), "group commit failed");
     answered.resize_with(batch.len(), || None);
