@@ -20,7 +20,7 @@
 //!
 //! Why it keeps the guarantees of one transaction per change:
 //! - Durability: nobody is answered before `COMMIT` returned; if the commit
-//!   fails, every operation of the batch is answered with an error (a
+//!   fails (and again when the batch is run step by step), every operation of the batch is answered with an error (a
 //!   refusal too: it may have been decided on an earlier change of the
 //!   same batch that is now gone).
 //! - Isolation: the operations run one after the other on the single write
@@ -42,7 +42,8 @@
 //!   change.
 //! - The closing (and every other writer: import, receipts, sessions)
 //!   takes the same single write connection, so it runs between two
-//!   batches, never inside one: the day-row check of R10 is unchanged.
+//!   batches, never inside one: the closed days a change loads are the
+//!   truth for R10 (`changes::Change::decide`).
 //! - A caller that stops waiting (its HTTP request timed out, the phone
 //!   caller hung up) does not cancel anything: the writer owns the
 //!   transaction, and the change commits or fails as a whole batch.
@@ -55,8 +56,7 @@
 
 use sqlx::any::AnyRow;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool};
-use sqlx::{AnyConnection, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::changes::{Applied, Change, apply_in};
