@@ -7,6 +7,7 @@ pub mod config;
 pub mod http;
 pub mod ivr_actions;
 pub mod ivr_call;
+pub mod lag;
 pub mod media;
 pub mod ports;
 pub mod scheduler;
