@@ -135,6 +135,7 @@ fn main() {
         media_send,
         media_priority: None,
         overload_lateness: None,
+        overload_lag: None,
         shutdown_grace: Duration::from_secs(1),
     };
     let mut endpoint = EndpointConfig::demo("127.0.0.1:5060".parse().expect("addr"), 3);

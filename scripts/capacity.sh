@@ -45,6 +45,7 @@ max_calls_per_second = 10000
 [media]
 # Measure the node itself: no load shedding (503) when it falls behind.
 overload_lateness_ms = 0
+overload_lag_ms = 0
 TOML
 
 echo "# $(date -u +%FT%TZ) $(uname -r) $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)" > "$OUT"

@@ -46,19 +46,21 @@ fn runtime(
     pairs: u16,
     inactivity: Duration,
 ) -> (tokio::runtime::Runtime, CallServer, (u16, u16)) {
-    shedding_runtime(slot, pairs, inactivity, None)
+    shedding_runtime(slot, pairs, inactivity, None, None)
 }
 
-/// The same, shedding new calls when frames leave later than `overload`.
+/// The same, shedding new calls when frames leave later than `overload`
+/// or the runtime's tasks run later than `lag`.
 fn shedding_runtime(
     slot: u16,
     pairs: u16,
     inactivity: Duration,
     overload: Option<Duration>,
+    lag: Option<Duration>,
 ) -> (tokio::runtime::Runtime, CallServer, (u16, u16)) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    // Six slots of up to ten pairs per test process.
-    let low = 50_000 + (std::process::id() % 100) as u16 * 120 + slot * 20;
+    // Seven slots of up to ten pairs per test process.
+    let low = 50_000 + (std::process::id() % 100) as u16 * 140 + slot * 20;
     let ports = (low, low + 2 * pairs - 1);
     let config = CallsConfig {
         sip_listen: "127.0.0.1:0".parse().unwrap(),
@@ -73,6 +75,7 @@ fn shedding_runtime(
         media_send: None,
         media_priority: None,
         overload_lateness: overload,
+        overload_lag: lag,
         shutdown_grace: Duration::from_secs(1),
     };
     let endpoint = EndpointConfig::demo("127.0.0.1:5060".parse().unwrap(), 5);
@@ -253,8 +256,13 @@ fn media_falling_behind_sheds_new_calls_and_keeps_the_call_in_progress() {
     // "overloaded". What this checks is the wiring: the tickers' lateness
     // reaches the guard, the guard reaches SIP, SIP answers 503, and the
     // call in progress keeps its media.
-    let (rt, server, _) =
-        shedding_runtime(5, 4, Duration::from_secs(30), Some(Duration::from_nanos(1)));
+    let (rt, server, _) = shedding_runtime(
+        5,
+        4,
+        Duration::from_secs(30),
+        Some(Duration::from_nanos(1)),
+        None,
+    );
     let addr = server.sip_addr;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut a = Uac::new(addr, "first");
@@ -287,5 +295,35 @@ fn media_falling_behind_sheds_new_calls_and_keeps_the_call_in_progress() {
     media.set_nonblocking(false).unwrap();
     assert!(count_rtp(&media, Duration::from_millis(500)) >= 20);
     assert!(a.bye().starts_with("SIP/2.0 200"));
+    rt.block_on(server.shutdown());
+}
+
+#[test]
+fn runtime_tasks_running_late_shed_new_calls() {
+    // A lag threshold no runtime can meet (1 ns): the first window of the
+    // lag probe (100 samples a second) makes the node "overloaded". What
+    // this checks is the wiring: the probe's lag reaches its guard, the
+    // guard reaches SIP, and SIP answers 503 to OPTIONS and INVITE.
+    let (rt, server, _) = shedding_runtime(
+        6,
+        1,
+        Duration::from_secs(30),
+        None,
+        Some(Duration::from_nanos(1)),
+    );
+    let addr = server.sip_addr;
+    let mut refused = None;
+    for attempt in 0..10 {
+        std::thread::sleep(Duration::from_millis(500));
+        let ping = Uac::new(addr, &format!("ping{attempt}"));
+        ping.request("OPTIONS", 1, "", "");
+        if ping.final_response("OPTIONS").starts_with("SIP/2.0 503") {
+            let mut late = Uac::new(addr, &format!("late{attempt}"));
+            refused = Some(late.call(&offer(9022, 1, "sendrecv", "127.0.0.1")));
+            break;
+        }
+    }
+    let refused = refused.expect("OPTIONS got 503 within 5 s");
+    assert!(refused.starts_with("SIP/2.0 503"), "{refused}");
     rt.block_on(server.shutdown());
 }

@@ -68,6 +68,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::lag::LagProbe;
 use super::media::{MediaCommand, MediaEngine, MediaReport};
 use super::ports::PortPool;
 use super::sip::{Command as SipCommand, SipServer, spawn as spawn_sip};
@@ -189,6 +190,9 @@ pub struct CallsConfig {
     /// Shed new calls (503) when a second's send lateness p99 exceeds
     /// this (`media::overload`); `None`: never.
     pub overload_lateness: Option<Duration>,
+    /// Shed new calls when a second's lag of the call runtime's tasks
+    /// (`runtime::lag`) has a p99 over this; `None`: never.
+    pub overload_lag: Option<Duration>,
     /// How long calls may go on after a shutdown starts.
     pub shutdown_grace: Duration,
 }
@@ -265,11 +269,20 @@ pub async fn start(
     )?;
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (command_tx, command_rx) = mpsc::unbounded_channel();
-    let overload = config.overload_lateness.map(|threshold| Overload {
-        guard: OverloadGuard::new(threshold),
-        seen: Lateness::default(),
-        waited: false,
-    });
+    let overload =
+        (config.overload_lateness.is_some() || config.overload_lag.is_some()).then(|| Overload {
+            media: config.overload_lateness.map(|threshold| MediaOverload {
+                guard: OverloadGuard::new(threshold),
+                seen: Lateness::default(),
+                waited: false,
+            }),
+            runtime: config.overload_lag.map(|threshold| RuntimeOverload {
+                guard: OverloadGuard::new(threshold),
+                probe: LagProbe::spawn(),
+                seen: Lateness::default(),
+            }),
+            shedding: false,
+        });
     let control = Controller {
         overload,
         pool,
@@ -313,13 +326,29 @@ struct Controller {
     overload: Option<Overload>,
 }
 
-/// Load shedding from the tickers' lateness, checked every second.
+/// Load shedding, checked every second: from the tickers' lateness, and
+/// from the lag of the runtime's own tasks (SIP, IVR), which the tickers
+/// at real-time priority leave waiting when the machine is saturated.
 struct Overload {
+    media: Option<MediaOverload>,
+    runtime: Option<RuntimeOverload>,
+    /// What SIP was last told: either guard overloaded.
+    shedding: bool,
+}
+
+struct MediaOverload {
     guard: OverloadGuard,
     /// All tickers' lateness at the last check.
     seen: Lateness,
     /// The last check found nothing new published.
     waited: bool,
+}
+
+struct RuntimeOverload {
+    guard: OverloadGuard,
+    probe: LagProbe,
+    /// The probe's lag at the last check.
+    seen: Lateness,
 }
 
 const OVERLOAD_CHECK: Duration = Duration::from_secs(1);
@@ -541,42 +570,68 @@ impl Controller {
         }
     }
 
-    /// Feeds the last second's lateness to the guard; tells SIP when the
-    /// node starts or stops shedding new calls.
+    /// Feeds the last second's lateness and lag to the guards; tells SIP
+    /// when the node starts or stops shedding new calls.
     fn check_overload(&mut self) {
         let Some(overload) = &mut self.overload else {
             return;
         };
-        let mut all = Lateness::default();
-        for shard in self.media.lateness() {
-            all.merge(&shard);
+        let calls = self.calls.len();
+        if let Some(media) = &mut overload.media {
+            let mut all = Lateness::default();
+            for shard in self.media.lateness() {
+                all.merge(&shard);
+            }
+            if all.count() == media.seen.count() && calls > 0 && !media.waited {
+                // The tickers publish every second too: wait for their
+                // next copy rather than judge an empty window. Only once,
+                // since calls on hold send nothing and must not freeze the
+                // guard.
+                media.waited = true;
+            } else {
+                media.waited = false;
+                let window = all.since(&media.seen);
+                media.seen = all;
+                match media.guard.observe(&window) {
+                    Some(true) => tracing::warn!(
+                        calls,
+                        p99 = ?window.quantile(0.99),
+                        "media falling behind: new calls get 503 until it recovers"
+                    ),
+                    Some(false) => tracing::info!(calls, "media on time again"),
+                    None => {}
+                }
+            }
         }
-        if all.count() == overload.seen.count() && !self.calls.is_empty() && !overload.waited {
-            // The tickers publish every second too: wait for their next
-            // copy rather than judge an empty window. Only once, since
-            // calls on hold send nothing and must not freeze the guard.
-            overload.waited = true;
-            return;
+        if let Some(runtime) = &mut overload.runtime {
+            let all = runtime.probe.lag();
+            let window = all.since(&runtime.seen);
+            runtime.seen = all;
+            match runtime.guard.observe(&window) {
+                Some(true) => tracing::warn!(
+                    calls,
+                    p99 = ?window.quantile(0.99),
+                    "SIP and IVR tasks running late: new calls get 503 until they recover"
+                ),
+                Some(false) => tracing::info!(calls, "SIP and IVR tasks on time again"),
+                None => {}
+            }
         }
-        overload.waited = false;
-        let window = all.since(&overload.seen);
-        overload.seen = all;
-        match overload.guard.observe(&window) {
-            Some(true) => tracing::warn!(
-                calls = self.calls.len(),
-                p99 = ?window.quantile(0.99),
-                "media falling behind: new calls get 503 until it recovers"
-            ),
-            Some(false) => tracing::info!(
-                calls = self.calls.len(),
-                "media on time again: taking new calls"
-            ),
-            None => return,
+        let shedding = overload
+            .media
+            .as_ref()
+            .is_some_and(|m| m.guard.is_overloaded())
+            || overload
+                .runtime
+                .as_ref()
+                .is_some_and(|r| r.guard.is_overloaded());
+        if shedding != overload.shedding {
+            overload.shedding = shedding;
+            if !shedding {
+                tracing::info!(calls, "taking new calls again");
+            }
+            let _ = self.sip.commands.send(SipCommand::Overloaded(shedding));
         }
-        let _ = self
-            .sip
-            .commands
-            .send(SipCommand::Overloaded(overload.guard.is_overloaded()));
     }
 
     fn media_report(&mut self, call: CallId, report: MediaReport) {

@@ -11,6 +11,8 @@
 //! prompts = "prompts"            # the prompt folder (prompts/<lang>/)
 //! overload_lateness_ms = 10      # shed new calls (503) when frames leave
 //!                                # this late (p99 of a second); 0 = never
+//! overload_lag_ms = 100          # ... or when SIP and IVR tasks run this
+//!                                # late (p99 of a second); 0 = never
 //! send = "auto"                  # RTP send path: auto (io_uring where the
 //!                                # kernel allows) | uring | sendto
 //! realtime_priority = 10         # media tickers under SCHED_FIFO; 0 = off
@@ -133,6 +135,7 @@ pub struct MediaSettings {
     pub tickers: usize,
     pub prompts: PathBuf,
     pub overload_lateness_ms: u64,
+    pub overload_lag_ms: u64,
     pub send: MediaSend,
     pub realtime_priority: u8,
 }
@@ -169,6 +172,7 @@ impl Default for MediaSettings {
             tickers: 0,
             prompts: PathBuf::from("prompts"),
             overload_lateness_ms: 10,
+            overload_lag_ms: 100,
             send: MediaSend::Auto,
             realtime_priority: 10,
         }
@@ -222,6 +226,8 @@ pub enum ConfigError {
     Tickers,
     #[error("media.overload_lateness_ms must be at most 1000 (0 turns shedding off)")]
     OverloadLateness,
+    #[error("media.overload_lag_ms must be at most 100 (0 turns this shedding off)")]
+    OverloadLag,
     #[error("media.realtime_priority must be from 0 (off) to 99")]
     RealtimePriority,
     #[error("shutdown.grace_secs must be at most 86400")]
@@ -288,6 +294,10 @@ impl ServeSettings {
         if m.overload_lateness_ms > 1000 {
             return Err(ConfigError::OverloadLateness);
         }
+        // The lag histogram (`media::pacing::Lateness`) ends at 100 ms.
+        if m.overload_lag_ms > 100 {
+            return Err(ConfigError::OverloadLag);
+        }
         if m.realtime_priority > 99 {
             return Err(ConfigError::RealtimePriority);
         }
@@ -314,6 +324,8 @@ impl ServeSettings {
                 media_priority: (m.realtime_priority > 0).then_some(m.realtime_priority),
                 overload_lateness: (m.overload_lateness_ms > 0)
                     .then(|| Duration::from_millis(m.overload_lateness_ms)),
+                overload_lag: (m.overload_lag_ms > 0)
+                    .then(|| Duration::from_millis(m.overload_lag_ms)),
                 shutdown_grace: Duration::from_secs(self.shutdown.grace_secs),
             },
             prompts: m.prompts.clone(),

@@ -32,7 +32,7 @@ pub fn serve_demo(db: &Path, now: &str, rtp_ports: &str) -> DemoServer {
 pub fn write_config(path: &Path, sections: &str) {
     std::fs::write(
         path,
-        format!("{sections}[media]\noverload_lateness_ms = 0\n"),
+        format!("{sections}[media]\noverload_lateness_ms = 0\noverload_lag_ms = 0\n"),
     )
     .unwrap();
 }
