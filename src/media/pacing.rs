@@ -14,13 +14,13 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 /// One ticker's schedule of calls `K`.
 pub struct Pacer<K> {
     heap: BinaryHeap<Reverse<(Instant, u64, K)>>,
-    current: HashMap<K, (Instant, u64)>,
+    current: HashMap<K, (Instant, u64), BuildHasherDefault<SlotHasher>>,
     generation: u64,
     lateness: Lateness,
 }
@@ -35,7 +35,7 @@ impl<K: Copy + Eq + Hash + Ord> Pacer<K> {
     pub fn new() -> Self {
         Pacer {
             heap: BinaryHeap::new(),
-            current: HashMap::new(),
+            current: HashMap::default(),
             generation: 0,
             lateness: Lateness::default(),
         }
@@ -88,6 +88,34 @@ impl<K: Copy + Eq + Hash + Ord> Pacer<K> {
     /// Lateness of the deadlines served so far.
     pub fn lateness(&self) -> &Lateness {
         &self.lateness
+    }
+}
+
+/// The pacer's keys are small integers it chose itself (a ticker's slot
+/// numbers), never peer input, so they need no flood-resistant SipHash:
+/// the map is looked up two or three times per frame sent, and SipHash was
+/// a visible share of the ticker's own (non-kernel) time. A multiplicative
+/// (Fibonacci) hash spreads consecutive slots over hashbrown's top bits.
+#[derive(Default)]
+pub struct SlotHasher(u64);
+
+impl Hasher for SlotHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
     }
 }
 

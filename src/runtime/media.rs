@@ -45,6 +45,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -115,6 +116,11 @@ enum ShardCommand {
 struct Shard {
     commands: std_mpsc::Sender<ShardCommand>,
     waker: Arc<Waker>,
+    /// Set by `send` when it woke the ticker, cleared by the ticker just
+    /// before it drains its commands: a burst of commands (a call's Start
+    /// and first Play, many calls ending at once) costs one wake-up —
+    /// one eventfd write and one early return from epoll — not one each.
+    wake_pending: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     published: Arc<Mutex<Published>>,
 }
@@ -212,6 +218,8 @@ impl MediaEngine {
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (tx, rx) = std_mpsc::channel();
             let published = Arc::new(Mutex::new(Published::default()));
+            let wake_pending = Arc::new(AtomicBool::new(false));
+            let pending = wake_pending.clone();
             let reports = reports.clone();
             let config = config.clone();
             let out = published.clone();
@@ -228,6 +236,7 @@ impl MediaEngine {
                         received: RecvBatch::new(),
                         poll,
                         commands: rx,
+                        wake_pending: pending,
                         reports,
                         config,
                         calls: Vec::new(),
@@ -244,6 +253,7 @@ impl MediaEngine {
             shards.push(Shard {
                 commands: tx,
                 waker,
+                wake_pending,
                 thread: Some(thread),
                 published,
             });
@@ -267,7 +277,12 @@ impl MediaEngine {
             {
                 tracing::error!(call = call.0, "media ticker gone");
             }
-            if let Err(e) = shard.waker.wake() {
+            // SeqCst pairs with the ticker's clear-then-drain: either the
+            // ticker clears the flag after this command was queued (and
+            // drains it), or this swap sees the flag cleared and wakes it.
+            if !shard.wake_pending.swap(true, Ordering::SeqCst)
+                && let Err(e) = shard.waker.wake()
+            {
                 tracing::error!(error = %e, "cannot wake a media ticker");
             }
         }
@@ -341,6 +356,8 @@ struct Ticker {
     received: RecvBatch,
     poll: Poll,
     commands: std_mpsc::Receiver<ShardCommand>,
+    /// See `Shard::wake_pending`.
+    wake_pending: Arc<AtomicBool>,
     reports: mpsc::UnboundedSender<(CallId, MediaReport)>,
     config: SessionConfig,
     /// Slots; a call's slot `k` owns tokens `2k` (RTP) and `2k + 1` (RTCP).
@@ -362,6 +379,9 @@ impl Ticker {
         let mut events = Events::with_capacity(1024);
         let mut published = Instant::now();
         loop {
+            // Cleared before draining, never after: a command queued
+            // after this point finds the flag clear and wakes us.
+            self.wake_pending.store(false, Ordering::SeqCst);
             loop {
                 match self.commands.try_recv() {
                     Ok(ShardCommand::Call(id, command)) => self.command(id, command),
