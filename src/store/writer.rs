@@ -132,12 +132,7 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let t0 = std::time::Instant::now();
         let outcomes = run_batch(&write, backend, &batch).await;
-        let el = t0.elapsed();
-        if el > std::time::Duration::from_millis(8) {
-            eprintln!("SLOWBATCH {} ops {:?}", batch.len(), el);
-        }
         for ((_, answer), outcome) in batch.drain(..).zip(outcomes) {
             // The caller may have stopped waiting; the outcome stands.
             let _ = answer.send(outcome);
