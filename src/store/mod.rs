@@ -8,12 +8,11 @@
 //! both (docs/decisions.md explains why).
 //!
 //! Every operation is one transaction (on SQLite, changes to children share
-//! one with the changes queued beside them, each in its own savepoint:
-//! group commit, `writer.rs`). A change to a child begins by
-//! bumping the child's `version`, which takes the write lock on SQLite and
-//! the row lock on PostgreSQL before anything is read: two channels
-//! changing the same child at once are serialized and neither update is
-//! lost. The rules themselves are in [`crate::bookings`]: the store loads
+//! one with the changes queued beside them: group commit, `writer.rs`). A
+//! change takes its lock before it reads: on SQLite its transaction begins
+//! `BEGIN IMMEDIATE` (the database's write lock), on PostgreSQL it bumps
+//! the child's `version` (the row lock). Two channels changing the same
+//! child at once are serialized and neither update is lost. The rules themselves are in [`crate::bookings`]: the store loads
 //! the child's exceptions, asks the rules what to write, and writes it.
 
 mod cache;
