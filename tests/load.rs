@@ -16,7 +16,7 @@ mod uac;
 use std::net::UdpSocket;
 use std::process::Command;
 
-use demo::{calendar_day, serve_demo, serve_demo_with, write_config};
+use demo::{calendar_day, http_get, serve_demo, serve_demo_with, write_config};
 use serde_json::Value;
 
 /// Runs `mensa load ARGS --json --quiet`; the exit status and the report.
@@ -249,5 +249,11 @@ fn over_its_cap_a_node_answers_503_and_the_calls_it_took_stay_clean() {
     assert_eq!(check["children_cancelled_once"], 12, "{report:#}");
     // Failed calls (the 503s) make the run exit 2.
     assert_eq!(code, 2);
+    // Operators see why: every refusal counted with its reason.
+    let metrics = http_get(server.http, "/api/v1/metrics");
+    assert!(
+        metrics.contains("mensa_calls_refused_total{status=\"503\",reason=\"capacity\"} 28\n"),
+        "{metrics}"
+    );
     server.stop();
 }

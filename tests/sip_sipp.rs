@@ -53,7 +53,8 @@ async fn run_sipp(args: &[&str]) -> Vec<EndReason> {
                 Event::IncomingCall { .. }
                 | Event::CallEstablished { .. }
                 | Event::MediaChanged { .. }
-                | Event::Dtmf { .. } => {}
+                | Event::Dtmf { .. }
+                | Event::CallRefused { .. } => {}
             }
         }
     });

@@ -14,23 +14,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use demo::{calendar_day, serve_demo};
+use demo::{calendar_day, http_get, serve_demo};
 use serde_json::Value;
 use uac::{Uac, media_port, offer, rtp, tone};
-
-/// A plain HTTP/1.1 GET on loopback; the whole response as text.
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: mensa\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
 
 /// RFC 4733 event code of a key.
 fn event_code(key: char) -> u8 {

@@ -32,6 +32,7 @@ pub struct Metrics {
     calls_active: AtomicU64,
     calls_total: AtomicU64,
     dtmf_by_source: Mutex<BTreeMap<&'static str, u64>>,
+    refused_calls: Mutex<BTreeMap<(u16, &'static str), u64>>,
 }
 
 /// Upper bounds of the request duration histogram, in seconds.
@@ -71,6 +72,14 @@ impl Metrics {
         let _ = self
             .calls_active
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// An INVITE refused before a call existed, by status and reason
+    /// (`runtime::calls::CallLogic::call_refused`).
+    pub fn count_refused(&self, status: u16, reason: &'static str) {
+        if let Ok(mut m) = self.refused_calls.lock() {
+            *m.entry((status, reason)).or_default() += 1;
+        }
     }
 
     /// A DTMF key, by source: `rfc4733`, `inband` or `sip_info`.
@@ -153,6 +162,21 @@ impl Metrics {
             "mensa_calls_total {}",
             self.calls_total.load(Ordering::Relaxed)
         );
+        family(
+            &mut out,
+            "mensa_calls_refused_total",
+            "counter",
+            "INVITEs refused before a call existed, by status and reason \
+             (capacity, rate, overloaded, draining, rtp_ports, no_route, no_dialplan, request).",
+        );
+        if let Ok(m) = self.refused_calls.lock() {
+            for ((status, reason), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "mensa_calls_refused_total{{status=\"{status}\",reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
         family(
             &mut out,
             "mensa_dtmf_keys_total",

@@ -166,6 +166,10 @@ pub trait CallLogic: Send + Sync + 'static {
     fn has_dialplan(&self, dialplan: &str) -> bool;
     /// An established call. Called on the control task: spawn the work.
     fn start(&self, call: CallInfo, handle: CallHandle);
+    /// An INVITE refused with `status` (e.g. 503) before any call existed,
+    /// and why (`capacity`, `rate`, `overloaded`, `draining`, `rtp_ports`,
+    /// `no_route`, `no_dialplan`, `request`): for the operators' counters.
+    fn call_refused(&self, _status: u16, _reason: &'static str) {}
 }
 
 /// What the runtime needs beyond the SIP endpoint's config.
@@ -437,6 +441,7 @@ impl Controller {
             } => {
                 if !self.logic.has_dialplan(&dialplan) {
                     tracing::warn!(%call, %dialplan, "no such dialplan; 404");
+                    self.logic.call_refused(404, "no_dialplan");
                     let _ = self
                         .sip
                         .commands
@@ -445,6 +450,7 @@ impl Controller {
                 }
                 let Some(pair) = self.pool.allocate(self.config.bind_ip) else {
                     tracing::warn!(%call, "no free RTP port; 503");
+                    self.logic.call_refused(503, "rtp_ports");
                     let _ = self
                         .sip
                         .commands
@@ -467,6 +473,9 @@ impl Controller {
                     },
                 );
                 let _ = self.sip.commands.send(SipCommand::Answer { call, rtp });
+            }
+            SipEvent::CallRefused { status, reason } => {
+                self.logic.call_refused(status, reason.label());
             }
             SipEvent::CallEstablished { call, media } => {
                 let Some(c) = self.calls.get_mut(&call) else {

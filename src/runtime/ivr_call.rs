@@ -56,6 +56,10 @@ impl CallLogic for IvrCallLogic {
         self.dialplans.contains_key(dialplan)
     }
 
+    fn call_refused(&self, status: u16, reason: &'static str) {
+        self.metrics.count_refused(status, reason);
+    }
+
     fn start(&self, call: CallInfo, handle: CallHandle) {
         let Some(plan) = self.dialplans.get(&call.dialplan).cloned() else {
             // has_dialplan said yes before the answer; a reload could only

@@ -81,6 +81,41 @@ pub enum Event {
     },
     /// The call is over; no more events for it.
     CallEnded { call: CallId, reason: EndReason },
+    /// An INVITE refused before any call existed, for the operators'
+    /// counters: its status and [`RefusedBecause`].
+    CallRefused { status: u16, reason: RefusedBecause },
+}
+
+/// Why an INVITE got a final refusal from the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedBecause {
+    /// 503: the node is draining for a shutdown.
+    Draining,
+    /// 503: the node sheds load (`Endpoint::set_overloaded`).
+    Overloaded,
+    /// 503: `max_concurrent_calls` calls are up.
+    Capacity,
+    /// 503: more than `max_calls_per_second` INVITEs in the last second.
+    Rate,
+    /// 404: no route for the number called.
+    NoRoute,
+    /// Anything else about the request itself: its body, its offer, its
+    /// session timer (415, 406, 488, 422).
+    Request,
+}
+
+impl RefusedBecause {
+    /// The metric's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RefusedBecause::Draining => "draining",
+            RefusedBecause::Overloaded => "overloaded",
+            RefusedBecause::Capacity => "capacity",
+            RefusedBecause::Rate => "rate",
+            RefusedBecause::NoRoute => "no_route",
+            RefusedBecause::Request => "request",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

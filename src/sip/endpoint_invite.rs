@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::dialog::{CallId, Dialog, DialogState, Refresher, SessionTimer};
-use super::endpoint::{EndReason, Endpoint, Event};
+use super::endpoint::{EndReason, Endpoint, Event, RefusedBecause};
 use super::headers::{HeaderName, NameAddr, find_param};
 use super::message::Request;
 use super::sdp::{self, Negotiated, SdpError, SessionDescription};
@@ -48,7 +48,11 @@ impl Endpoint {
             return self.respond(now, key, &r.head, 482, &[]);
         }
         match self.check_invite(now, r) {
-            Err((status, headers)) => self.respond(now, key, &r.head, status, &headers),
+            Err((status, headers)) => {
+                let reason = self.refused_because(status);
+                self.events.push_back(Event::CallRefused { status, reason });
+                self.respond(now, key, &r.head, status, &headers)
+            }
             Ok(AcceptedInvite {
                 called,
                 dialplan,
@@ -124,6 +128,19 @@ impl Endpoint {
                     media,
                 });
             }
+        }
+    }
+
+    /// Why [`Endpoint::check_invite`] just answered `status`: the same
+    /// state it looked at, in the same order.
+    fn refused_because(&self, status: u16) -> RefusedBecause {
+        match status {
+            503 if self.draining => RefusedBecause::Draining,
+            503 if self.overloaded => RefusedBecause::Overloaded,
+            503 if self.at_capacity() => RefusedBecause::Capacity,
+            503 => RefusedBecause::Rate,
+            404 => RefusedBecause::NoRoute,
+            _ => RefusedBecause::Request,
         }
     }
 

@@ -551,6 +551,57 @@ fn requests_outside_any_dialog() {
     );
 }
 
+/// Every refused INVITE is reported with its reason, for the operators'
+/// counters (`mensa_calls_refused_total`).
+#[test]
+fn refused_invites_say_why() {
+    let mut c = EndpointConfig::demo("198.51.100.7:5060".parse().unwrap(), 1);
+    c.allowed.push(AllowedNet::parse("192.0.2.0/24").unwrap());
+    c.max_concurrent_calls = 1;
+    c.max_calls_per_second = 2;
+    let refused = |h: &mut Harness| -> Vec<(u16, RefusedBecause)> {
+        h.take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::CallRefused { status, reason } => Some((status, reason)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut h = Harness::new(c.clone());
+    let nowhere = invite("", SDP)
+        .replace(
+            "sip:800082653@198.51.100.7 SIP",
+            "sip:0612345@198.51.100.7 SIP",
+        )
+        .replace("To: <sip:800082653", "To: <sip:0612345");
+    assert_eq!(statuses(&h.send(&nowhere)), vec![404]);
+    assert_eq!(refused(&mut h), vec![(404, RefusedBecause::NoRoute)]);
+    let call = |i: u32| {
+        request("INVITE", &format!("r{i}"), 1, "", "", SDP).replace("c1@", &format!("r{i}@"))
+    };
+    assert_eq!(statuses(&h.send(&call(1))), vec![100]);
+    assert_eq!(statuses(&h.send(&call(2))), vec![503]);
+    assert_eq!(refused(&mut h), vec![(503, RefusedBecause::Capacity)]);
+
+    let mut h = Harness::new(c.clone());
+    h.ep.set_overloaded(true);
+    assert_eq!(statuses(&h.send(&call(3))), vec![503]);
+    assert_eq!(refused(&mut h), vec![(503, RefusedBecause::Overloaded)]);
+    h.ep.set_overloaded(false);
+    h.ep.set_draining(true);
+    assert_eq!(statuses(&h.send(&call(4))), vec![503]);
+    assert_eq!(refused(&mut h), vec![(503, RefusedBecause::Draining)]);
+
+    c.max_concurrent_calls = 10;
+    let mut h = Harness::new(c);
+    for i in 5..7 {
+        assert_eq!(statuses(&h.send(&call(i))), vec![100]);
+    }
+    assert_eq!(statuses(&h.send(&call(7))), vec![503]);
+    assert_eq!(refused(&mut h), vec![(503, RefusedBecause::Rate)]);
+}
+
 #[test]
 fn access_routes_and_limits() {
     let mut c = EndpointConfig::demo("198.51.100.7:5060".parse().unwrap(), 1);

@@ -118,3 +118,17 @@ pub fn calendar_day(db: &Path, user_code: &str, date: &str) -> Value {
         .unwrap()
         .clone()
 }
+
+/// A plain HTTP/1.1 GET on loopback; the whole response as text.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: mensa\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
