@@ -990,6 +990,13 @@ fn draining_then_hang_up_all() {
         statuses(&h.send(&request("INVITE", "new", 1, "", "", SDP).replace("c1@", "c9@"))),
         vec![503]
     );
+    assert_eq!(
+        h.take_events(),
+        vec![Event::CallRefused {
+            status: 503,
+            reason: RefusedBecause::Draining
+        }]
+    );
     assert_eq!(h.ep.active_calls(), 1, "the call in progress goes on");
     h.ep.hang_up_all(h.now);
     assert!(text(&h.drain()[0]).starts_with("BYE "));
@@ -1052,6 +1059,13 @@ fn overloaded_sheds_new_calls_and_probes_until_cleared() {
     };
     let refused = h.send(&new_invite(7));
     assert_eq!(statuses(&refused), vec![503]);
+    assert_eq!(
+        h.take_events(),
+        vec![Event::CallRefused {
+            status: 503,
+            reason: RefusedBecause::Overloaded
+        }]
+    );
     assert!(
         text(&refused[0]).contains("Retry-After: 5"),
         "{}",
