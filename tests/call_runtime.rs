@@ -7,7 +7,7 @@
 //! calls it has.
 #![allow(clippy::unwrap_used)] // test code may unwrap (STYLE.md)
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -249,6 +249,22 @@ fn late_offer_media_follows_the_answer_in_the_ack() {
     rt.block_on(server.shutdown());
 }
 
+/// Probes `addr` with OPTIONS every 0.5 s for up to 5 s; once it answers
+/// 503 (the node sheds), places a call offering media on `port` and
+/// returns its final response. None if the node never shed.
+fn call_once_shedding(addr: SocketAddr, port: u16) -> Option<String> {
+    for attempt in 0..10 {
+        std::thread::sleep(Duration::from_millis(500));
+        let ping = Uac::new(addr, &format!("ping{attempt}"));
+        ping.request("OPTIONS", 1, "", "");
+        if ping.final_response("OPTIONS").starts_with("SIP/2.0 503") {
+            let mut late = Uac::new(addr, &format!("late{attempt}"));
+            return Some(late.call(&offer(port, 1, "sendrecv", "127.0.0.1")));
+        }
+    }
+    None
+}
+
 #[test]
 fn media_falling_behind_sheds_new_calls_and_keeps_the_call_in_progress() {
     // A threshold no ticker can meet (1 ns): as soon as the first call's
@@ -273,18 +289,8 @@ fn media_falling_behind_sheds_new_calls_and_keeps_the_call_in_progress() {
         "127.0.0.1",
     ));
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
-    let mut refused = None;
-    for attempt in 0..10 {
-        std::thread::sleep(Duration::from_millis(500));
-        let ping = Uac::new(addr, &format!("ping{attempt}"));
-        ping.request("OPTIONS", 1, "", "");
-        if ping.final_response("OPTIONS").starts_with("SIP/2.0 503") {
-            let mut late = Uac::new(addr, &format!("late{attempt}"));
-            refused = Some(late.call(&offer(9020, 1, "sendrecv", "127.0.0.1")));
-            break;
-        }
-    }
-    let refused = refused.expect("OPTIONS got 503 within 5 s of the first frames");
+    let refused =
+        call_once_shedding(addr, 9020).expect("OPTIONS got 503 within 5 s of the first frames");
     assert!(refused.starts_with("SIP/2.0 503"), "{refused}");
     assert!(refused.contains("Retry-After:"), "{refused}");
     // The call in progress still hears its stream (50 frames a second),
@@ -312,18 +318,7 @@ fn runtime_tasks_running_late_shed_new_calls() {
         Some(Duration::from_nanos(1)),
     );
     let addr = server.sip_addr;
-    let mut refused = None;
-    for attempt in 0..10 {
-        std::thread::sleep(Duration::from_millis(500));
-        let ping = Uac::new(addr, &format!("ping{attempt}"));
-        ping.request("OPTIONS", 1, "", "");
-        if ping.final_response("OPTIONS").starts_with("SIP/2.0 503") {
-            let mut late = Uac::new(addr, &format!("late{attempt}"));
-            refused = Some(late.call(&offer(9022, 1, "sendrecv", "127.0.0.1")));
-            break;
-        }
-    }
-    let refused = refused.expect("OPTIONS got 503 within 5 s");
+    let refused = call_once_shedding(addr, 9022).expect("OPTIONS got 503 within 5 s");
     assert!(refused.starts_with("SIP/2.0 503"), "{refused}");
     rt.block_on(server.shutdown());
 }

@@ -8,9 +8,10 @@ mod common;
 
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use common::{at, d, import_example, import_text};
 use mensa::bookings::{Actor, Cents, Channel, DayRequest, DayStatus, Refusal, UserCode};
-use mensa::store::{Applied, Child, ClosingOutcome, Operation, Store};
+use mensa::store::{Applied, Child, ClosingOutcome, Operation, Store, StoreError};
 
 /// Generates one test per contract case for each backend.
 macro_rules! contract {
@@ -1147,12 +1148,12 @@ async fn a_closure_shows_at_once_after_the_calendar_was_read(store: Store) {
     assert_eq!(status(&store, &luca, "2026-12-11").await, DayStatus::Booked);
 }
 
-/// SQLite's group commit without savepoints: a change that fails with an
-/// error after it wrote part of itself (here its mark is written, then
-/// its audit row is refused by a trigger the test adds) leaves nothing,
-/// and the changes that shared its transaction still commit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_an_error_after_a_partial_write_undoes_only_that_change() {
+/// A SQLite store with the example imported, Luca and Giulia, and
+/// `inject(luca)`'s statements run on the database (triggers that make
+/// Luca's changes fail).
+async fn sqlite_with_injected(
+    inject: impl Fn(&Child) -> Vec<String>,
+) -> (Arc<Store>, tempfile::TempDir, Child, Child) {
     use sqlx::Connection;
     let (store, dir) = common::sqlite().await;
     import_example(&store).await;
@@ -1160,54 +1161,74 @@ async fn sqlite_an_error_after_a_partial_write_undoes_only_that_change() {
     let giulia = child(&store, "100235").await;
     let url = format!("sqlite://{}", dir.path().join("mensa.db").display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query(&format!(
-        "CREATE TRIGGER injected_failure BEFORE INSERT ON audit WHEN NEW.child_id = {} \
-         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-        luca.id.0
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    for sql in inject(&luca) {
+        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+    }
     conn.close().await.unwrap();
+    (Arc::new(store), dir, luca, giulia)
+}
 
-    let store = Arc::new(store);
-    let days: Vec<_> = d("2027-01-11")
+/// Absences asked all at once (so that they share group commits) for
+/// the weekdays of four weeks from 2027-01-11, Giulia and Luca in turn:
+/// who, which day, and what the store answered, in the order asked.
+async fn alternating_absences(
+    store: &Arc<Store>,
+    giulia: &Child,
+    luca: &Child,
+) -> Vec<(
+    Child,
+    NaiveDate,
+    Result<Result<Applied, Refusal>, StoreError>,
+)> {
+    let tasks: Vec<_> = d("2027-01-11")
         .iter_days()
         .take(28)
         .filter(|day| chrono::Datelike::weekday(day).num_days_from_monday() < 5)
-        .collect();
-    let now = at("2026-12-01 10:00");
-    let tasks: Vec<_> = days
-        .iter()
         .enumerate()
-        .map(|(i, day)| {
-            let (store, date) = (store.clone(), *day);
-            let id = if i % 2 == 0 { giulia.id } else { luca.id };
+        .map(|(i, date)| {
+            let store = store.clone();
+            let who = if i % 2 == 0 { giulia } else { luca }.clone();
             tokio::spawn(async move {
                 let op = Operation::Day {
                     date,
                     request: DayRequest::Absent,
                 };
-                store.apply(id, op, &caller(), Channel::App, now).await
+                let now = at("2026-12-01 10:00");
+                let outcome = store.apply(who.id, op, &caller(), Channel::App, now).await;
+                (who, date, outcome)
             })
         })
         .collect();
-    for (i, task) in tasks.into_iter().enumerate() {
-        let outcome = task.await.unwrap();
-        if i % 2 == 0 {
-            assert!(matches!(outcome, Ok(Ok(_))), "{i}: {outcome:?}");
-        } else {
-            assert!(outcome.is_err(), "{i}: {outcome:?}");
-        }
+    let mut answered = Vec::new();
+    for task in tasks {
+        answered.push(task.await.unwrap());
     }
-    for (i, day) in days.iter().enumerate() {
-        let date = day.to_string();
-        let (c, expected) = if i % 2 == 0 {
-            (&giulia, DayStatus::Absent)
+    answered
+}
+
+/// SQLite's group commit without savepoints: a change that fails with an
+/// error after it wrote part of itself (here its mark is written, then
+/// its audit row is refused by a trigger the test adds) leaves nothing,
+/// and the changes that shared its transaction still commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_error_after_a_partial_write_undoes_only_that_change() {
+    let (store, _dir, luca, giulia) = sqlite_with_injected(|luca| {
+        vec![format!(
+            "CREATE TRIGGER injected_failure BEFORE INSERT ON audit WHEN NEW.child_id = {} \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            luca.id.0
+        )]
+    })
+    .await;
+    for (who, date, outcome) in alternating_absences(&store, &giulia, &luca).await {
+        let shown = status(&store, &who, &date.to_string()).await;
+        if who.id == giulia.id {
+            assert!(matches!(outcome, Ok(Ok(_))), "{date}: {outcome:?}");
+            assert_eq!(shown, DayStatus::Absent, "{date}");
         } else {
-            (&luca, DayStatus::Booked)
-        };
-        assert_eq!(status(&store, c, &date).await, expected, "{date}");
+            assert!(outcome.is_err(), "{date}: {outcome:?}");
+            assert_eq!(shown, DayStatus::Booked, "{date}");
+        }
     }
 }
 
@@ -1218,56 +1239,22 @@ async fn sqlite_an_error_after_a_partial_write_undoes_only_that_change() {
 /// changes break the commit has nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_failed_commit_answers_every_caller_truthfully() {
-    use sqlx::Connection;
-    let (store, dir) = common::sqlite().await;
-    import_example(&store).await;
-    let luca = child(&store, "100234").await;
-    let giulia = child(&store, "100235").await;
-    let url = format!("sqlite://{}", dir.path().join("mensa.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    for sql in [
-        "CREATE TABLE trap_parent (id INTEGER PRIMARY KEY)".to_string(),
-        "CREATE TABLE trap (p BIGINT REFERENCES trap_parent(id) DEFERRABLE INITIALLY DEFERRED)"
-            .to_string(),
-        format!(
-            "CREATE TRIGGER injected_commit_failure AFTER INSERT ON audit \
-             WHEN NEW.child_id = {} BEGIN INSERT INTO trap VALUES (42); END",
-            luca.id.0
-        ),
-    ] {
-        sqlx::query(&sql).execute(&mut conn).await.unwrap();
-    }
-    conn.close().await.unwrap();
-
-    let store = Arc::new(store);
-    let days: Vec<_> = d("2027-01-11")
-        .iter_days()
-        .take(28)
-        .filter(|day| chrono::Datelike::weekday(day).num_days_from_monday() < 5)
-        .collect();
+    let (store, _dir, luca, giulia) = sqlite_with_injected(|luca| {
+        vec![
+            "CREATE TABLE trap_parent (id INTEGER PRIMARY KEY)".to_string(),
+            "CREATE TABLE trap (p BIGINT REFERENCES trap_parent(id) \
+             DEFERRABLE INITIALLY DEFERRED)"
+                .to_string(),
+            format!(
+                "CREATE TRIGGER injected_commit_failure AFTER INSERT ON audit \
+                 WHEN NEW.child_id = {} BEGIN INSERT INTO trap VALUES (42); END",
+                luca.id.0
+            ),
+        ]
+    })
+    .await;
     let now = at("2026-12-01 10:00");
-    let tasks: Vec<_> = days
-        .iter()
-        .enumerate()
-        .map(|(i, day)| {
-            let (store, date) = (store.clone(), *day);
-            let who = if i % 2 == 0 {
-                giulia.clone()
-            } else {
-                luca.clone()
-            };
-            tokio::spawn(async move {
-                let op = Operation::Day {
-                    date,
-                    request: DayRequest::Absent,
-                };
-                let outcome = store.apply(who.id, op, &caller(), Channel::App, now).await;
-                (who, date, outcome)
-            })
-        })
-        .collect();
-    for task in tasks {
-        let (who, date, outcome) = task.await.unwrap();
+    for (who, date, outcome) in alternating_absences(&store, &giulia, &luca).await {
         let shown = status(&store, &who, &date.to_string()).await;
         match outcome {
             Ok(Ok(_)) => assert_eq!(shown, DayStatus::Absent, "{date}: told it succeeded"),
