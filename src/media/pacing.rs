@@ -9,54 +9,77 @@
 //! runtime spreads calls over a few pacers (one per core) by call id.
 //!
 //! A binary heap with lazy deletion: rescheduling pushes a new entry and
-//! remembers the call's current deadline; stale entries are skipped when
-//! they surface. O(log n) per frame, no allocation in steady state.
+//! remembers the call's current generation in a table indexed by its slot;
+//! stale entries are skipped when they surface. O(log n) per frame, no
+//! allocation and no hashing in steady state.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-/// One ticker's schedule of calls `K`.
-pub struct Pacer<K> {
-    heap: BinaryHeap<Reverse<(Instant, u64, K)>>,
-    current: HashMap<K, (Instant, u64), BuildHasherDefault<SlotHasher>>,
+/// One ticker's schedule of calls, each named by its slot: a small integer
+/// the ticker chose itself (its index in the ticker's table of calls),
+/// never peer input, so the pacer can index a table by it.
+pub struct Pacer {
+    heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    /// Per slot, the generation and deadline of its live heap entry
+    /// (generation 0: not scheduled).
+    current: Vec<(u64, Instant)>,
+    scheduled: usize,
     generation: u64,
     lateness: Lateness,
 }
 
-impl<K: Copy + Eq + Hash + Ord> Default for Pacer<K> {
+impl Default for Pacer {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<K: Copy + Eq + Hash + Ord> Pacer<K> {
+impl Pacer {
     pub fn new() -> Self {
         Pacer {
             heap: BinaryHeap::new(),
-            current: HashMap::default(),
+            current: Vec::new(),
+            scheduled: 0,
             generation: 0,
             lateness: Lateness::default(),
         }
     }
 
-    /// Enter or move a call's next deadline.
-    pub fn schedule(&mut self, key: K, deadline: Instant) {
+    /// Enter or move a call's next deadline. The same deadline again (a
+    /// call rescheduled after a received packet) changes nothing.
+    pub fn schedule(&mut self, slot: usize, deadline: Instant) {
+        if slot >= self.current.len() {
+            self.current.resize(slot + 1, (0, deadline));
+        }
+        let Some(entry) = self.current.get_mut(slot) else {
+            return;
+        };
+        match entry.0 {
+            0 => self.scheduled += 1,
+            _ if entry.1 == deadline => return,
+            _ => {}
+        }
         self.generation += 1;
-        self.current.insert(key, (deadline, self.generation));
-        self.heap.push(Reverse((deadline, self.generation, key)));
+        *entry = (self.generation, deadline);
+        self.heap.push(Reverse((deadline, self.generation, slot)));
     }
 
     /// Forget a call (hung up).
-    pub fn remove(&mut self, key: K) {
-        self.current.remove(&key);
+    pub fn remove(&mut self, slot: usize) {
+        if let Some(entry) = self.current.get_mut(slot)
+            && entry.0 != 0
+        {
+            entry.0 = 0;
+            self.scheduled -= 1;
+        }
     }
 
     /// The earliest live deadline (drops stale heap entries on the way).
     pub fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse((t, g, k))) = self.heap.peek() {
-            if self.current.get(k) == Some(&(*t, *g)) {
+        while let Some(Reverse((t, g, slot))) = self.heap.peek() {
+            if self.current.get(*slot).is_some_and(|(live, _)| live == g) {
                 return Some(*t);
             }
             self.heap.pop();
@@ -66,56 +89,28 @@ impl<K: Copy + Eq + Hash + Ord> Pacer<K> {
 
     /// A call whose deadline is at or before `now`; it leaves the
     /// schedule until rescheduled. Records how late it was taken.
-    pub fn pop_due(&mut self, now: Instant) -> Option<K> {
+    pub fn pop_due(&mut self, now: Instant) -> Option<usize> {
         let t = self.next_deadline()?;
         if t > now {
             return None;
         }
-        let Reverse((t, _, k)) = self.heap.pop()?;
-        self.current.remove(&k);
+        let Reverse((t, _, slot)) = self.heap.pop()?;
+        self.remove(slot);
         self.lateness.record(now.saturating_duration_since(t));
-        Some(k)
+        Some(slot)
     }
 
     pub fn len(&self) -> usize {
-        self.current.len()
+        self.scheduled
     }
 
     pub fn is_empty(&self) -> bool {
-        self.current.is_empty()
+        self.scheduled == 0
     }
 
     /// Lateness of the deadlines served so far.
     pub fn lateness(&self) -> &Lateness {
         &self.lateness
-    }
-}
-
-/// The pacer's keys are small integers it chose itself (a ticker's slot
-/// numbers), never peer input, so they need no flood-resistant SipHash:
-/// the map is looked up two or three times per frame sent, and SipHash was
-/// a visible share of the ticker's own (non-kernel) time. A multiplicative
-/// (Fibonacci) hash spreads consecutive slots over hashbrown's top bits.
-#[derive(Default)]
-pub struct SlotHasher(u64);
-
-impl Hasher for SlotHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
     }
 }
 
@@ -211,7 +206,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut p = Pacer::new();
-        p.schedule(1u32, ms(20));
+        p.schedule(1, ms(20));
         p.schedule(2, ms(10));
         p.schedule(3, ms(30));
         p.schedule(3, ms(5)); // moved earlier: the 30 ms entry is stale
@@ -224,6 +219,17 @@ mod tests {
         assert!(p.is_empty());
         assert_eq!(p.lateness().count(), 2);
         assert_eq!(p.lateness().max(), Duration::from_millis(20));
+        // The same deadline again is one entry; after a removal it is live
+        // again.
+        p.schedule(4, ms(40));
+        p.schedule(4, ms(40));
+        assert_eq!(p.len(), 1);
+        p.remove(4);
+        assert!(p.is_empty());
+        p.schedule(4, ms(40));
+        assert_eq!(p.pop_due(ms(40)), Some(4));
+        assert_eq!(p.pop_due(ms(40)), None);
+        assert!(p.is_empty());
     }
 
     #[test]

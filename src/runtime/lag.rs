@@ -53,8 +53,26 @@ async fn probe(lag: Arc<Mutex<Lateness>>) {
         tokio::time::sleep_until(due).await;
         let late = Instant::now().saturating_duration_since(due);
         if let Ok(mut lag) = lag.lock() {
-            lag.record(late);
+            record_with_missed(&mut lag, late);
         }
+    }
+}
+
+/// Records a wake-up `late`, and the wake-ups it kept from happening: a
+/// probe 100 ms late is also the probes that would have run 90, 80, ...
+/// 10 ms late meanwhile. Without them a runtime that lags records *fewer*
+/// samples the worse it lags (10 a second at 100 ms), and a window of lag
+/// looks like a quiet window with too few samples to judge, which is when
+/// the guard must trip (the coordinated-omission correction of latency
+/// histograms).
+fn record_with_missed(lag: &mut Lateness, late: Duration) {
+    let mut missed = late;
+    loop {
+        lag.record(missed);
+        if missed < PROBE_EVERY {
+            break;
+        }
+        missed -= PROBE_EVERY;
     }
 }
 
@@ -80,5 +98,27 @@ mod tests {
             "max lag {:?}",
             window.quantile(1.0)
         );
+        // Blocked for 180 ms of 270, the probe still counts about one
+        // sample per 10 ms, most of them late.
+        assert!(window.count() >= 20, "{} samples", window.count());
+        assert!(
+            window.quantile(0.5) >= Duration::from_millis(5),
+            "median lag {:?}",
+            window.quantile(0.5)
+        );
+    }
+
+    #[test]
+    fn a_late_wake_up_counts_the_ones_it_kept_from_running() {
+        let ms = Duration::from_millis;
+        let mut lag = Lateness::default();
+        record_with_missed(&mut lag, ms(2));
+        assert_eq!(lag.count(), 1);
+        record_with_missed(&mut lag, ms(45));
+        // 45, 35, 25, 15, 5 ms.
+        assert_eq!(lag.count(), 6);
+        assert_eq!(lag.max(), ms(45));
+        // The median of 2, 5, 15, 25, 35, 45 ms (10 µs buckets).
+        assert!((ms(15)..ms(16)).contains(&lag.quantile(0.5)));
     }
 }

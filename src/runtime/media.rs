@@ -241,6 +241,7 @@ impl MediaEngine {
                         config,
                         calls: Vec::new(),
                         free: Vec::new(),
+                        ended: Vec::new(),
                         by_id: HashMap::new(),
                         pacer: Pacer::new(),
                         due: Vec::new(),
@@ -363,8 +364,10 @@ struct Ticker {
     /// Slots; a call's slot `k` owns tokens `2k` (RTP) and `2k + 1` (RTCP).
     calls: Vec<Option<Call>>,
     free: Vec<usize>,
+    /// Calls that ended in this tick: their sockets close after its submit.
+    ended: Vec<Call>,
     by_id: HashMap<CallId, usize>,
-    pacer: Pacer<usize>,
+    pacer: Pacer,
     /// Sessions' time: see `Ticker::now`.
     clock: Instant,
     /// Deadlines served in this tick, for the send lateness.
@@ -410,6 +413,7 @@ impl Ticker {
             // The tick's datagrams (and any queued by commands or input
             // since the last tick) leave with one io_uring_enter.
             self.batch.flush();
+            self.close_ended();
             let sent = Instant::now();
             for deadline in self.due.drain(..) {
                 self.lateness
@@ -545,20 +549,38 @@ impl Ticker {
                     call.session.close(now);
                 }
                 self.flush(k);
-                // The RTCP BYE leaves now, and no queued or in-flight send
-                // may name these sockets once they are closed (udp_batch,
-                // invariant 2).
-                self.batch.complete_all();
                 self.pacer.remove(k);
                 self.by_id.remove(&id);
+                // The RTCP BYE is queued: the sockets are closed after the
+                // tick's submit (`close_ended`), never while a queued send
+                // names them (udp_batch, invariant 2), and without waiting
+                // for the sends in flight.
                 if let Some(mut call) = self.calls.get_mut(k).and_then(Option::take) {
                     let registry = self.poll.registry();
                     let _ = registry.deregister(&mut call.rtp);
                     let _ = registry.deregister(&mut call.rtcp);
+                    self.ended.push(call);
                 }
                 self.free.push(k);
-                let _ = self.reports.send((id, MediaReport::Closed));
             }
+        }
+    }
+
+    /// Closes the sockets of the calls that ended and tells the call layer
+    /// their ports are free. Called after the tick's submit, so nothing
+    /// queued names them any more (or, should a submit have stopped short,
+    /// after waiting for it: udp_batch, invariant 2).
+    fn close_ended(&mut self) {
+        if self.ended.is_empty() {
+            return;
+        }
+        if !self.batch.all_submitted() {
+            self.batch.complete_all();
+        }
+        for call in self.ended.drain(..) {
+            let id = call.id;
+            drop(call);
+            let _ = self.reports.send((id, MediaReport::Closed));
         }
     }
 

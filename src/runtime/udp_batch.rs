@@ -42,8 +42,11 @@
 //! 2. **File descriptors.** An SQE names its socket by number. It must be
 //!    submitted before that socket may be closed (a closed number can be
 //!    reused by another socket at once, by any thread). Callers close a
-//!    socket only after [`UdpBatch::complete_all`]; once submitted, the
-//!    kernel holds its own reference to the file.
+//!    socket only when nothing is queued ([`UdpBatch::all_submitted`],
+//!    true after a [`UdpBatch::flush`] that handed everything over, and
+//!    after [`UdpBatch::complete_all`]): once submitted, a request holds
+//!    its own reference to the file until it completes, so closing the
+//!    descriptor then cannot make it send from another socket.
 //!
 //! Receiving has its half here too: [`RecvBatch`] reads a readable socket
 //! with one `recvmmsg` (synchronous: the kernel keeps no pointer after the
@@ -168,9 +171,9 @@ pub struct SendStats {
 /// Sends datagrams from many sockets, batched per [`UdpBatch::flush`].
 ///
 /// Contract: call `flush` at the end of every tick (until then, io_uring
-/// datagrams are only queued); call `complete_all` before closing a socket
-/// that was passed to `send`, and drop the batch before such sockets
-/// (module doc, invariant 2).
+/// datagrams are only queued); close a socket that was passed to `send`
+/// only when `all_submitted` (after a `flush`, or `complete_all`), and drop
+/// the batch before such sockets (module doc, invariant 2).
 pub struct UdpBatch {
     ring: Option<Ring>,
     stats: SendStats,
@@ -250,6 +253,13 @@ impl UdpBatch {
             ring.submit(&mut self.stats);
             ring.wait_all(&mut self.stats);
         }
+    }
+
+    /// True when every datagram given to `send` has been handed to the
+    /// kernel (always in `SendTo` mode): the sockets they name may be
+    /// closed now, even if some are still in flight (invariant 2).
+    pub fn all_submitted(&self) -> bool {
+        self.ring.as_ref().is_none_or(|r| r.queued == 0)
     }
 
     /// Datagrams queued or in flight (0 in `SendTo` mode).
