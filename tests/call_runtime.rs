@@ -268,7 +268,7 @@ fn call_once_shedding(addr: SocketAddr, port: u16) -> Option<String> {
 #[test]
 fn media_falling_behind_sheds_new_calls_and_keeps_the_call_in_progress() {
     // A threshold no ticker can meet (1 ns): as soon as the first call's
-    // frames are judged (a second with 50 frames or more), the node is
+    // frames are judged (half a second, 20 frames or more), the node is
     // "overloaded". What this checks is the wiring: the tickers' lateness
     // reaches the guard, the guard reaches SIP, SIP answers 503, and the
     // call in progress keeps its media.
@@ -307,7 +307,7 @@ fn media_falling_behind_sheds_new_calls_and_keeps_the_call_in_progress() {
 #[test]
 fn runtime_tasks_running_late_shed_new_calls() {
     // A lag threshold no runtime can meet (1 ns): the first window of the
-    // lag probe (100 samples a second) makes the node "overloaded". What
+    // lag probe (50 samples a half second) makes the node "overloaded". What
     // this checks is the wiring: the probe's lag reaches its guard, the
     // guard reaches SIP, and SIP answers 503 to OPTIONS and INVITE.
     let (rt, server, _) = shedding_runtime(

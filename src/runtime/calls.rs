@@ -77,7 +77,7 @@ use crate::ivr::{Lang, PromptId};
 use crate::media::dtmf::Key;
 use crate::media::dtmf::merge::{KeyEvent, Source};
 use crate::media::g711::Law;
-use crate::media::overload::OverloadGuard;
+use crate::media::overload::{CallLimit, OverloadGuard};
 use crate::media::pacing::Lateness;
 use crate::media::playout::Prompt;
 use crate::media::prompts::PromptLibrary;
@@ -276,16 +276,17 @@ pub async fn start(
     let overload =
         (config.overload_lateness.is_some() || config.overload_lag.is_some()).then(|| Overload {
             media: config.overload_lateness.map(|threshold| MediaOverload {
-                guard: OverloadGuard::new(threshold),
+                guard: OverloadGuard::new(threshold, MEDIA_MIN_SAMPLES),
                 seen: Lateness::default(),
                 waited: false,
             }),
             runtime: config.overload_lag.map(|threshold| RuntimeOverload {
-                guard: OverloadGuard::new(threshold),
+                guard: OverloadGuard::new(threshold, LAG_MIN_SAMPLES),
                 probe: LagProbe::spawn(),
                 seen: Lateness::default(),
             }),
             shedding: false,
+            limit: CallLimit::default(),
         });
     let control = Controller {
         overload,
@@ -330,14 +331,17 @@ struct Controller {
     overload: Option<Overload>,
 }
 
-/// Load shedding, checked every second: from the tickers' lateness, and
-/// from the lag of the runtime's own tasks (SIP, IVR), which the tickers
-/// at real-time priority leave waiting when the machine is saturated.
+/// Load shedding, checked every half second: from the tickers' lateness,
+/// and from the lag of the runtime's own tasks (SIP, IVR), which the
+/// tickers at real-time priority leave waiting when the machine is
+/// saturated. A trip also learns how many calls the node carries on time
+/// (`media::overload::CallLimit`), so it does not climb straight back.
 struct Overload {
     media: Option<MediaOverload>,
     runtime: Option<RuntimeOverload>,
     /// What SIP was last told: either guard overloaded.
     shedding: bool,
+    limit: CallLimit,
 }
 
 struct MediaOverload {
@@ -355,7 +359,17 @@ struct RuntimeOverload {
     seen: Lateness,
 }
 
-const OVERLOAD_CHECK: Duration = Duration::from_secs(1);
+/// Half a second: on a ramp of 250 calls/s, a guard that judged whole
+/// seconds (behind tickers that also published once a second) took up to
+/// 500 calls too many before it tripped (docs/benchmarks.md, "Capacity").
+const OVERLOAD_CHECK: Duration = Duration::from_millis(500);
+/// Frames in a window below which the tickers' lateness says nothing (an
+/// idle node; one call sends 25 per window).
+const MEDIA_MIN_SAMPLES: u64 = 20;
+/// The lag probe's samples in a window below which it says nothing: it
+/// takes about 50 per window, the ones a lag kept from running included
+/// (`runtime::lag`).
+const LAG_MIN_SAMPLES: u64 = 20;
 
 /// After `hang_up_all`, how long to wait for the BYEs' `CallEnded`.
 const HANG_UP_WAIT: Duration = Duration::from_secs(5);
@@ -579,8 +593,9 @@ impl Controller {
         }
     }
 
-    /// Feeds the last second's lateness and lag to the guards; tells SIP
-    /// when the node starts or stops shedding new calls.
+    /// Feeds the last half second's lateness and lag to the guards; tells
+    /// SIP when the node starts or stops shedding new calls, and the call
+    /// limit it learned.
     fn check_overload(&mut self) {
         let Some(overload) = &mut self.overload else {
             return;
@@ -592,7 +607,7 @@ impl Controller {
                 all.merge(&shard);
             }
             if all.count() == media.seen.count() && calls > 0 && !media.waited {
-                // The tickers publish every second too: wait for their
+                // The tickers publish on their own clock: wait for their
                 // next copy rather than judge an empty window. Only once,
                 // since calls on hold send nothing and must not freeze the
                 // guard.
@@ -637,9 +652,33 @@ impl Controller {
         if shedding != overload.shedding {
             overload.shedding = shedding;
             if !shedding {
-                tracing::info!(calls, "taking new calls again");
+                tracing::info!(
+                    calls,
+                    limit = ?overload.limit.limit(),
+                    "taking new calls again"
+                );
             }
             let _ = self.sip.commands.send(SipCommand::Overloaded(shedding));
+        }
+        let calm = overload
+            .media
+            .as_ref()
+            .is_none_or(|m| m.guard.last_window_calm())
+            && overload
+                .runtime
+                .as_ref()
+                .is_none_or(|r| r.guard.last_window_calm());
+        if let Some(limit) = overload.limit.observe(calls, shedding, calm) {
+            if shedding {
+                tracing::warn!(
+                    calls,
+                    limit,
+                    "new calls limited to the last count carried on time"
+                );
+            } else {
+                tracing::info!(calls, limit, "on time at the call limit: raised");
+            }
+            let _ = self.sip.commands.send(SipCommand::CallLimit(Some(limit)));
         }
     }
 

@@ -291,8 +291,8 @@ impl MediaEngine {
 
     /// Send lateness of every frame so far, one per ticker: from the
     /// frame's deadline to its hand-over to the kernel (after the tick's
-    /// `io_uring_enter`, or its `send_to`). A copy, up to a second old; for
-    /// benchmarks and logs.
+    /// `io_uring_enter`, or its `send_to`). A copy, up to 250 ms old; for
+    /// the overload guard, benchmarks and logs.
     pub fn lateness(&self) -> Vec<Lateness> {
         self.shards
             .iter()
@@ -306,7 +306,7 @@ impl MediaEngine {
     }
 
     /// What became of the datagrams sent so far, one per ticker (a copy,
-    /// up to a second old).
+    /// up to 250 ms old).
     pub fn send_stats(&self) -> Vec<SendStats> {
         self.shards
             .iter()
@@ -337,8 +337,9 @@ const MAX_READS_PER_WAKE: usize = 256;
 /// any jitter buffer) and the tickers wake several times less often, with
 /// more packets per `io_uring_enter` (docs/benchmarks.md: −20 to −30 % CPU).
 const EARLY: Duration = Duration::from_micros(500);
-/// Lateness is copied out for `MediaEngine::lateness` this often.
-const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// Lateness is copied out for `MediaEngine::lateness` this often: twice
+/// per overload check (`runtime::calls`), so each check sees fresh figures.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
 struct Call {
     id: CallId,

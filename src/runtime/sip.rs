@@ -43,6 +43,8 @@ pub enum Command {
     Drain(bool),
     /// Load shedding on or off (the media tickers fell behind).
     Overloaded(bool),
+    /// The calls the node learned it can carry (`media::overload::CallLimit`).
+    CallLimit(Option<usize>),
     /// The shutdown grace period is over: end every call.
     HangUpAll,
 }
@@ -146,6 +148,7 @@ async fn drive(
                     Command::HangUp { call } => endpoint.hang_up(now, call),
                     Command::Drain(on) => { endpoint.set_draining(on); Ok(()) }
                     Command::Overloaded(on) => { endpoint.set_overloaded(on); Ok(()) }
+                    Command::CallLimit(limit) => { endpoint.set_call_limit(limit); Ok(()) }
                     Command::HangUpAll => { endpoint.hang_up_all(now); Ok(()) }
                 };
                 if let Err(e) = result {

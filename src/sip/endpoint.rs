@@ -91,7 +91,8 @@ pub enum Event {
 pub enum RefusedBecause {
     /// 503: the node is draining for a shutdown.
     Draining,
-    /// 503: the node sheds load (`Endpoint::set_overloaded`).
+    /// 503: the node sheds load (`Endpoint::set_overloaded`), or carries
+    /// the calls it learned it can (`Endpoint::set_call_limit`).
     Overloaded,
     /// 503: `max_concurrent_calls` calls are up.
     Capacity,
@@ -166,6 +167,9 @@ pub struct Endpoint {
     pub(crate) draining: bool,
     /// Shedding load (the media tickers fell behind): like draining for new calls.
     pub(crate) overloaded: bool,
+    /// The calls the node learned it can carry (`media::overload::CallLimit`):
+    /// past it, new calls are refused as when overloaded.
+    pub(crate) call_limit: Option<usize>,
     pub(crate) transactions: HashMap<TransactionKey, ServerTransaction>,
     pub(crate) dialogs: HashMap<CallId, Dialog>,
     /// (Call-ID, our tag) → call, for in-dialog requests (§12.2.2).
@@ -193,6 +197,7 @@ impl Endpoint {
             next_call: 1,
             draining: false,
             overloaded: false,
+            call_limit: None,
             transactions: HashMap::new(),
             dialogs: HashMap::new(),
             by_tag: HashMap::new(),
@@ -225,6 +230,14 @@ impl Endpoint {
     /// OPTIONS get 503 while on; calls in progress go on.
     pub fn set_overloaded(&mut self, overloaded: bool) {
         self.overloaded = overloaded;
+    }
+
+    /// The calls the node learned it can carry after shedding load
+    /// (`media::overload::CallLimit`), or `None`: at that many calls, new
+    /// INVITEs and OPTIONS get 503 as when overloaded. The configured
+    /// `max_concurrent_calls` still applies too.
+    pub fn set_call_limit(&mut self, limit: Option<usize>) {
+        self.call_limit = limit;
     }
 
     /// End of a graceful shutdown's grace period: every call is ended as
@@ -665,9 +678,15 @@ impl Endpoint {
         self.dialogs.len() >= self.config.max_concurrent_calls
     }
 
+    /// At the limit learned by shedding load.
+    pub(crate) fn at_call_limit(&self) -> bool {
+        self.call_limit
+            .is_some_and(|limit| self.dialogs.len() >= limit)
+    }
+
     /// Draining, shedding load or full: a new call would get 503.
     pub(crate) fn refusing_new_calls(&self) -> bool {
-        self.draining || self.overloaded || self.at_capacity()
+        self.draining || self.overloaded || self.at_capacity() || self.at_call_limit()
     }
 
     /// Our Contact for a dialog on `transport` (§8.1.1.8): over TCP the

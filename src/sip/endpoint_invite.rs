@@ -138,6 +138,7 @@ impl Endpoint {
             503 if self.draining => RefusedBecause::Draining,
             503 if self.overloaded => RefusedBecause::Overloaded,
             503 if self.at_capacity() => RefusedBecause::Capacity,
+            503 if self.at_call_limit() => RefusedBecause::Overloaded,
             503 => RefusedBecause::Rate,
             404 => RefusedBecause::NoRoute,
             _ => RefusedBecause::Request,

@@ -1089,6 +1089,41 @@ fn overloaded_sheds_new_calls_and_probes_until_cleared() {
 }
 
 #[test]
+fn a_learned_call_limit_refuses_past_it_and_lifts_when_raised() {
+    let mut h = Harness::new(config());
+    let (_call, _) = established_call(&mut h);
+    h.ep.set_call_limit(Some(1));
+    let new_invite = |n: u32| {
+        request("INVITE", &format!("n{n}"), 1, "", "", SDP).replace("c1@", &format!("c{n}@"))
+    };
+    assert_eq!(statuses(&h.send(&new_invite(7))), vec![503]);
+    assert_eq!(
+        h.take_events(),
+        vec![Event::CallRefused {
+            status: 503,
+            reason: RefusedBecause::Overloaded
+        }]
+    );
+    assert_eq!(
+        statuses(&h.send(&request("OPTIONS", "o1", 1, "", "", ""))),
+        vec![503],
+        "a dispatcher probing sees the node full"
+    );
+    h.ep.set_call_limit(Some(2));
+    assert_eq!(
+        statuses(&h.send(&request("OPTIONS", "o2", 2, "", "", ""))),
+        vec![200]
+    );
+    let _ = h.send(&new_invite(8));
+    assert!(
+        matches!(h.take_events().as_slice(), [Event::IncomingCall { .. }]),
+        "a call under the raised limit is taken"
+    );
+    assert_eq!(statuses(&h.send(&new_invite(9))), vec![503]);
+    assert_eq!(h.ep.active_calls(), 2);
+}
+
+#[test]
 fn listening_on_port_zero_advertises_the_port_bound() {
     let mut c = config();
     c.advertise = "198.51.100.7:0".parse().unwrap();
