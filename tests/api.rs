@@ -1449,6 +1449,8 @@ async fn health_and_metrics(api: Api) {
         "mensa_operations_total{channel=\"phone\"} 0",
         "mensa_calls_active 0",
         "mensa_calls_total 0",
+        "mensa_shedding 0",
+        "mensa_calls_limit 0",
         "mensa_dtmf_keys_total{source=\"rfc4733\"} 0",
         "# TYPE mensa_api_requests_total counter",
         "# TYPE mensa_api_request_duration_seconds histogram",

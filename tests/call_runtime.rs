@@ -39,6 +39,24 @@ impl CallLogic for Idle {
     }
 }
 
+/// As [`Idle`], and keeps what the runtime says of load shedding.
+#[derive(Default)]
+struct Shedding {
+    said: std::sync::Mutex<Vec<(bool, Option<usize>)>>,
+}
+
+impl CallLogic for Shedding {
+    fn has_dialplan(&self, _: &str) -> bool {
+        true
+    }
+    fn start(&self, call: CallInfo, handle: CallHandle) {
+        Idle.start(call, handle);
+    }
+    fn load_shedding(&self, shedding: bool, limit: Option<usize>) {
+        self.said.lock().unwrap().push((shedding, limit));
+    }
+}
+
 /// A runtime on loopback with `pairs` RTP port pairs from a range private
 /// to this test (`slot`).
 fn runtime(
@@ -46,7 +64,7 @@ fn runtime(
     pairs: u16,
     inactivity: Duration,
 ) -> (tokio::runtime::Runtime, CallServer, (u16, u16)) {
-    shedding_runtime(slot, pairs, inactivity, None, None)
+    shedding_runtime(slot, pairs, inactivity, None, None, Arc::new(Idle))
 }
 
 /// The same, shedding new calls when frames leave later than `overload`
@@ -57,6 +75,7 @@ fn shedding_runtime(
     inactivity: Duration,
     overload: Option<Duration>,
     lag: Option<Duration>,
+    logic: Arc<dyn CallLogic>,
 ) -> (tokio::runtime::Runtime, CallServer, (u16, u16)) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Seven slots of up to ten pairs per test process.
@@ -84,7 +103,7 @@ fn shedding_runtime(
             config,
             endpoint,
             Arc::new(PromptLibrary::default()),
-            Arc::new(Idle),
+            logic,
         ))
         .unwrap();
     (rt, server, ports)
@@ -272,12 +291,14 @@ fn media_falling_behind_sheds_new_calls_and_keeps_the_call_in_progress() {
     // "overloaded". What this checks is the wiring: the tickers' lateness
     // reaches the guard, the guard reaches SIP, SIP answers 503, and the
     // call in progress keeps its media.
+    let logic = Arc::new(Shedding::default());
     let (rt, server, _) = shedding_runtime(
         5,
         4,
         Duration::from_secs(30),
         Some(Duration::from_nanos(1)),
         None,
+        logic.clone(),
     );
     let addr = server.sip_addr;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -300,6 +321,14 @@ fn media_falling_behind_sheds_new_calls_and_keeps_the_call_in_progress() {
     while media.recv_from(&mut buf).is_ok() {}
     media.set_nonblocking(false).unwrap();
     assert!(count_rtp(&media, Duration::from_millis(500)) >= 20);
+    // The operators' gauges heard of it: shedding, and a limit learned at
+    // the one call carried (there was never a calm window with more).
+    assert_eq!(
+        logic.said.lock().unwrap().last(),
+        Some(&(true, Some(1))),
+        "{:?}",
+        logic.said.lock().unwrap()
+    );
     assert!(a.bye().starts_with("SIP/2.0 200"));
     rt.block_on(server.shutdown());
 }
@@ -316,6 +345,7 @@ fn runtime_tasks_running_late_shed_new_calls() {
         Duration::from_secs(30),
         None,
         Some(Duration::from_nanos(1)),
+        Arc::new(Idle),
     );
     let addr = server.sip_addr;
     let refused = call_once_shedding(addr, 9022).expect("OPTIONS got 503 within 5 s");

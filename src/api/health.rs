@@ -33,6 +33,10 @@ pub struct Metrics {
     calls_total: AtomicU64,
     dtmf_by_source: Mutex<BTreeMap<&'static str, u64>>,
     refused_calls: Mutex<BTreeMap<(u16, &'static str), u64>>,
+    /// 1 while the node sheds new calls for load.
+    shedding: AtomicU64,
+    /// The call limit learned by shedding; 0: none.
+    calls_limit: AtomicU64,
 }
 
 /// Upper bounds of the request duration histogram, in seconds.
@@ -80,6 +84,14 @@ impl Metrics {
         if let Ok(mut m) = self.refused_calls.lock() {
             *m.entry((status, reason)).or_default() += 1;
         }
+    }
+
+    /// Whether the node sheds new calls for load, and the call limit it
+    /// learned (`runtime::calls::CallLogic::load_shedding`).
+    pub fn set_load_shedding(&self, shedding: bool, limit: Option<usize>) {
+        self.shedding.store(u64::from(shedding), Ordering::Relaxed);
+        let limit = limit.map_or(0, |n| u64::try_from(n).unwrap_or(u64::MAX));
+        self.calls_limit.store(limit, Ordering::Relaxed);
     }
 
     /// A DTMF key, by source: `rfc4733`, `inband` or `sip_info`.
@@ -177,6 +189,28 @@ impl Metrics {
                 );
             }
         }
+        family(
+            &mut out,
+            "mensa_shedding",
+            "gauge",
+            "1 while new calls get 503 because the node falls behind (load shedding).",
+        );
+        let _ = writeln!(
+            out,
+            "mensa_shedding {}",
+            self.shedding.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "mensa_calls_limit",
+            "gauge",
+            "Calls the node learned it carries on time after shedding; past it, new calls get 503. 0: no limit learned.",
+        );
+        let _ = writeln!(
+            out,
+            "mensa_calls_limit {}",
+            self.calls_limit.load(Ordering::Relaxed)
+        );
         family(
             &mut out,
             "mensa_dtmf_keys_total",

@@ -170,6 +170,9 @@ pub trait CallLogic: Send + Sync + 'static {
     /// and why (`capacity`, `rate`, `overloaded`, `draining`, `rtp_ports`,
     /// `no_route`, `no_dialplan`, `request`): for the operators' counters.
     fn call_refused(&self, _status: u16, _reason: &'static str) {}
+    /// The node started or stopped shedding new calls for load, or learned
+    /// a new call limit (`media::overload`): for the operators' gauges.
+    fn load_shedding(&self, _shedding: bool, _limit: Option<usize>) {}
 }
 
 /// What the runtime needs beyond the SIP endpoint's config.
@@ -659,6 +662,7 @@ impl Controller {
                 );
             }
             let _ = self.sip.commands.send(SipCommand::Overloaded(shedding));
+            self.logic.load_shedding(shedding, overload.limit.limit());
         }
         let calm = overload
             .media
@@ -679,6 +683,7 @@ impl Controller {
                 tracing::info!(calls, limit, "on time at the call limit: raised");
             }
             let _ = self.sip.commands.send(SipCommand::CallLimit(Some(limit)));
+            self.logic.load_shedding(shedding, Some(limit));
         }
     }
 

@@ -60,6 +60,10 @@ impl CallLogic for IvrCallLogic {
         self.metrics.count_refused(status, reason);
     }
 
+    fn load_shedding(&self, shedding: bool, limit: Option<usize>) {
+        self.metrics.set_load_shedding(shedding, limit);
+    }
+
     fn start(&self, call: CallInfo, handle: CallHandle) {
         let Some(plan) = self.dialplans.get(&call.dialplan).cloned() else {
             // has_dialplan said yes before the answer; a reload could only
