@@ -260,6 +260,7 @@ pub async fn start(
             "the RTP port range is smaller than the call limit: calls beyond it get 503"
         );
     }
+    super::open_files::raise_for(endpoint.max_concurrent_calls.min(pool.capacity()));
     let sip = spawn_sip(config.sip_listen, Endpoint::new(endpoint)).await?;
     let sip_addr = sip.local_addr;
     let tickers = match config.tickers {

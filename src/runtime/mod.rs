@@ -9,6 +9,7 @@ pub mod ivr_actions;
 pub mod ivr_call;
 pub mod lag;
 pub mod media;
+pub mod open_files;
 pub mod ports;
 pub mod scheduler;
 pub mod sip;

@@ -50,10 +50,27 @@ impl PortPool {
     /// Binds the next free pair on `ip` (non-blocking sockets); `None` when
     /// every free pair failed to bind or none is left.
     pub fn allocate(&mut self, ip: IpAddr) -> Option<PortPair> {
+        self.allocate_with(|port| bind_pair(ip, port))
+    }
+
+    /// [`PortPool::allocate`] with the binding given (tests inject errors).
+    /// A port another program holds is skipped; running out of descriptors
+    /// or memory stops at once: every other port would fail the same way,
+    /// and trying them all would cost a failed `socket()` per free port,
+    /// for each INVITE.
+    fn allocate_with(
+        &mut self,
+        mut bind: impl FnMut(u16) -> io::Result<(UdpSocket, UdpSocket)>,
+    ) -> Option<PortPair> {
         for _ in 0..self.free.len() {
             let port = self.free.pop_front()?;
-            match bind_pair(ip, port) {
+            match bind(port) {
                 Ok((rtp, rtcp)) => return Some(PortPair { rtp, rtcp, port }),
+                Err(e) if out_of_resources(&e) => {
+                    tracing::warn!(error = %e, "no socket for an RTP pair: out of descriptors or memory");
+                    self.free.push_front(port);
+                    return None;
+                }
                 Err(e) => {
                     tracing::debug!(port, error = %e, "RTP port pair busy; skipped");
                     self.free.push_back(port);
@@ -69,6 +86,15 @@ impl PortPool {
         debug_assert!(!self.free.contains(&port));
         self.free.push_back(port);
     }
+}
+
+/// The process or the system is out of descriptors (`EMFILE`, `ENFILE`:
+/// see `runtime::open_files`) or buffers, not this port.
+fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 fn bind_pair(ip: IpAddr, port: u16) -> io::Result<(UdpSocket, UdpSocket)> {
@@ -109,5 +135,36 @@ mod tests {
         drop(first);
         pool.release(port);
         assert_eq!(pool.allocate(ip).map(|p| p.port), Some(port));
+    }
+
+    #[test]
+    fn a_busy_port_is_skipped_but_running_out_of_descriptors_stops_at_once() {
+        let pair = || {
+            let s = || UdpSocket::bind("127.0.0.1:0").unwrap();
+            Ok((s(), s()))
+        };
+        let mut pool = PortPool::new(40_000, 40_009); // 5 pairs
+        // The first port is held by another program: the next one is used.
+        let got = pool.allocate_with(|port| {
+            if port == 40_000 {
+                Err(io::Error::from_raw_os_error(libc::EADDRINUSE))
+            } else {
+                pair()
+            }
+        });
+        assert_eq!(got.map(|p| p.port), Some(40_002));
+        assert_eq!(pool.available(), 4, "the busy port stays in the pool");
+        // Out of descriptors: one attempt, nothing lost from the pool.
+        let mut attempts = 0;
+        let got = pool.allocate_with(|_| {
+            attempts += 1;
+            Err(io::Error::from_raw_os_error(libc::EMFILE))
+        });
+        assert!(got.is_none());
+        assert_eq!(attempts, 1);
+        assert_eq!(pool.available(), 4);
+        // The port tried first is tried first again.
+        let got = pool.allocate_with(|_| pair());
+        assert_eq!(got.map(|p| p.port), Some(40_004));
     }
 }
