@@ -6,9 +6,10 @@
 //! lateness p99 over the threshold), the node is *overloaded* and new
 //! INVITEs and OPTIONS get 503 (a Kamailio dispatcher then sends traffic
 //! elsewhere) while the calls in progress go on. It clears once the
-//! lateness stays under half
-//! the threshold for [`CALM_WINDOWS`] windows in a row, so a node at its
-//! edge does not flap between taking and refusing calls every second.
+//! lateness stays under half the threshold for [`CALM_WINDOWS`] windows in
+//! a row, so a node at its edge does not flap between taking and refusing
+//! calls every second. The same rule judges the lag of the runtime's own
+//! tasks (`runtime::lag`).
 //!
 //! Clearing alone would let the node climb straight back to the load that
 //! overloaded it (measured: shed at 2,964 calls, cleared, shed again at
