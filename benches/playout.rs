@@ -5,11 +5,14 @@
 //! stream, send lateness (deadline → datagram handed to the kernel)
 //! p50/p99/max and memory per call, for each send path.
 //!
-//! `cargo bench --bench playout -- [streams] [seconds] [both|uring|sendto|nosend] [early µs]`
+//! `cargo bench --bench playout -- [streams] [seconds] [both|uring|sendto|shared|nosend] [early µs]`
 //!
 //! `both` (the default) runs `sendto` (one syscall per packet) and then
 //! `uring` (runtime::udp_batch: one io_uring_enter per tick), each for
 //! `seconds`; `nosend` builds every packet and skips the syscall.
+//! `shared` is not the engine but a measure of a design it does not use:
+//! each ticker sends its tick's packets from *one* socket with `sendmmsg`
+//! (docs/benchmarks.md, "the one lever that would").
 //!
 //! `early` (default 500, as `runtime::media`): each wake-up also serves the
 //! deadlines of the next `early` µs (sent up to that much before their
@@ -20,6 +23,7 @@ use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mensa::load::io::BatchSocket;
 use mensa::media::g711::Law;
 use mensa::media::pacing::{Lateness, Pacer};
 use mensa::media::playout::Prompt;
@@ -62,6 +66,8 @@ fn cpu_time() -> Duration {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Path {
     Send(SendMode),
+    /// One socket per ticker, a tick's packets in `sendmmsg` batches.
+    Shared,
     NoSend,
 }
 
@@ -75,10 +81,11 @@ fn main() {
     let paths = match args.get(2).map(String::as_str) {
         None | Some("both") => vec![Path::Send(SendMode::SendTo), Path::Send(SendMode::Uring)],
         Some("nosend") => vec![Path::NoSend],
+        Some("shared") => vec![Path::Shared],
         Some(m) => match SendMode::parse(m) {
             Some(mode) => vec![Path::Send(mode)],
             None => {
-                eprintln!("usage: playout [streams] [seconds] [both|uring|sendto|nosend]");
+                eprintln!("usage: playout [streams] [seconds] [both|uring|sendto|shared|nosend]");
                 std::process::exit(2);
             }
         },
@@ -171,9 +178,15 @@ fn run(
             std::thread::spawn(move || {
                 let mode = match path {
                     Path::Send(mode) => mode,
-                    Path::NoSend => SendMode::SendTo,
+                    Path::Shared | Path::NoSend => SendMode::SendTo,
                 };
                 let mut batch = UdpBatch::new(mode, DEFAULT_SLOTS);
+                let mut shared = (path == Path::Shared).then(|| {
+                    BatchSocket::bind("127.0.0.1:0".parse().expect("address"), 64, 2048)
+                        .expect("bind the shared socket")
+                });
+                let mut tick_out: Vec<(std::net::SocketAddr, Vec<u8>)> = Vec::new();
+                let mut shared_sent = 0u64;
                 let per_packet = batch.mode() == SendMode::SendTo;
                 let mut pacer = Pacer::new();
                 for (k, c) in calls.iter().enumerate() {
@@ -209,6 +222,11 @@ fn run(
                                 late.record(Instant::now().saturating_duration_since(deadline));
                                 continue;
                             }
+                            if shared.is_some() {
+                                tick_out.push((tx.destination, tx.payload));
+                                due.push(deadline);
+                                continue;
+                            }
                             let socket = match tx.channel {
                                 Channel::Rtp => &c.rtp,
                                 Channel::Rtcp => &c.rtcp,
@@ -226,13 +244,20 @@ fn run(
                         }
                     }
                     batch.flush();
+                    if let Some(socket) = &mut shared {
+                        // `send_all` returns what the kernel refused.
+                        let refused = socket.send_all(&tick_out);
+                        shared_sent += tick_out.len() as u64 - refused;
+                        tick_out.clear();
+                    }
                     let sent = Instant::now();
                     for deadline in due.drain(..) {
                         late.record(sent.saturating_duration_since(deadline));
                     }
                 }
                 batch.complete_all();
-                let st = batch.stats();
+                let mut st = batch.stats();
+                st.sent += shared_sent;
                 (late, built, st, batch.mode())
             })
         })
@@ -254,6 +279,7 @@ fn run(
 
     let how = match (path, used) {
         (Path::NoSend, _) => "packets built, not sent".to_string(),
+        (Path::Shared, _) => "one socket per ticker, sendmmsg per tick".to_string(),
         (_, Some(SendMode::Uring)) => "io_uring, one submit per tick".to_string(),
         (_, _) => "one sendto per packet".to_string(),
     };
