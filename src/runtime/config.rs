@@ -10,9 +10,10 @@
 //! tickers = 0                    # media ticker threads; 0 = one per core
 //! prompts = "prompts"            # the prompt folder (prompts/<lang>/)
 //! overload_lateness_ms = 10      # shed new calls (503) when frames leave
-//!                                # this late (p99 of a second); 0 = never
+//!                                # this late (p99 of two half-seconds in a
+//!                                # row); 0 = never
 //! overload_lag_ms = 100          # ... or when SIP and IVR tasks run this
-//!                                # late (p99 of a second); 0 = never
+//!                                # late (the same way); 0 = never
 //! send = "auto"                  # RTP send path: auto (io_uring where the
 //!                                # kernel allows) | uring | sendto
 //! realtime_priority = 10         # media tickers under SCHED_FIFO; 0 = off
