@@ -54,7 +54,7 @@ batched=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["batc
 single=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["one_call_per_packet_per_s"]))' "$ceiling")
 echo "# loopback ceiling: batched $batched packets/s, one call per packet $single packets/s" >> "$OUT"
 echo "ceiling: batched $batched/s, single $single/s" >&2
-echo "kind,level,rate,audio,attempted,answered,completed,failed,failed_503,rtx_sent,rtx_seen,setup_p50_ms,setup_p99_ms,rx_packets_per_s,spacing_p99_ms,jitter_p99_ms,jitter_max_ms,lateness_p99_ms,loss_percent,key_to_prompt_p99_ms,store_ok,server_cpu_percent,server_cpu_p90_percent,server_rss_mib,generator_cpu_percent,ceiling_batched_per_s,load_avg_1m,udp_rcvbuf_errors,udp_sndbuf_errors" >> "$OUT"
+echo "kind,level,rate,audio,attempted,answered,completed,failed,failed_503,rtx_sent,rtx_seen,setup_p50_ms,setup_p99_ms,rx_packets_per_s,spacing_p99_ms,jitter_p99_ms,jitter_max_ms,lateness_p99_ms,loss_percent,key_to_prompt_p99_ms,store_ok,server_cpu_percent,server_cpu_p90_percent,server_rss_mib,generator_cpu_percent,ceiling_batched_per_s,load_avg_1m,udp_rcvbuf_errors,udp_sndbuf_errors,generator_socket_drops" >> "$OUT"
 
 server_pid=
 stop_server() {
@@ -125,6 +125,7 @@ print(",".join(map(str, [
     "" if check is None else str(check["ok"]).lower(), f"{avg:.1f}", f"{p90:.1f}",
     f"{rss:.1f}", f"{r['generator_cpu']['percent_of_one_core']:.1f}", ceiling,
     open("/proc/loadavg").read().split()[0], after[0] - before[0], after[1] - before[1],
+    "" if r.get("generator_socket_drops") is None else r["generator_socket_drops"],
 ])))
 PY
 }

@@ -422,6 +422,7 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
         calls_pressing_1: t.pressed_1,
         send_errors: t.send_errors,
         generator_frames_skipped: t.frames_skipped,
+        generator_socket_drops: rtp.drops().zip(sip.drops()).map(|(r, s)| r + s),
         generator_cpu: OwnCpu {
             user_s: cpu.0,
             system_s: cpu.1,

@@ -74,6 +74,13 @@ impl BatchSocket {
         self.socket.local_addr()
     }
 
+    /// Datagrams the kernel dropped on this socket because its receive
+    /// buffer was full: the generator did not read in time. `None` where
+    /// `/proc` does not say (not Linux, no procfs).
+    pub fn drops(&self) -> Option<u64> {
+        socket_drops(&self.socket)
+    }
+
     /// Receives up to one batch without blocking; `got` lists what arrived,
     /// read with [`BatchSocket::datagram`]. `Ok(0)` when none is waiting.
     pub fn recv_batch(&mut self, got: &mut Received) -> io::Result<usize> {
@@ -165,5 +172,73 @@ impl BatchSocket {
             let _ = later;
         }
         dropped
+    }
+}
+
+/// The kernel's count of datagrams dropped on `socket` (a full receive
+/// buffer, mostly): the `drops` column of `/proc/net/udp`, found by the
+/// socket's inode.
+pub fn socket_drops(socket: &UdpSocket) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
+    let inode: u64 = link
+        .to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()?;
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .find_map(|table| udp_drops(&table, inode))
+}
+
+/// In a `/proc/net/udp` table, the `drops` of the socket with `inode`.
+fn udp_drops(table: &str, inode: u64) -> Option<u64> {
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+        let this: u64 = fields.get(9)?.parse().ok()?;
+        (this == inode).then(|| fields.get(12)?.parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_read_from_the_kernel_table_by_inode() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+ 1083: 0100007F:D2F0 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 0\n\
+ 1201: 0100007F:EA66 00000000:0000 07 00000000:00034000 00:00000000 00000000     0        0 4343 2 0000000000000000 517\n";
+        assert_eq!(udp_drops(table, 4343), Some(517));
+        assert_eq!(udp_drops(table, 4242), Some(0));
+        assert_eq!(udp_drops(table, 9999), None);
+    }
+
+    #[test]
+    fn a_socket_not_read_in_time_counts_its_drops() {
+        // A receiver with the smallest buffer, never read while 500
+        // datagrams arrive: what it holds plus what it dropped is all.
+        let receiver = BatchSocket::bind("127.0.0.1:0".parse().unwrap(), 64, 2048).unwrap();
+        let _ = setsockopt(&receiver.socket, sockopt::RcvBuf, &1);
+        let to = receiver.local_addr().unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let before = receiver.drops().expect("/proc/net/udp lists the socket");
+        for i in 0..500u32 {
+            sender.send_to(&i.to_be_bytes(), to).unwrap();
+        }
+        let mut receiver = receiver;
+        let mut got = Received::new();
+        let mut held = 0;
+        while let Ok(n) = receiver.recv_batch(&mut got) {
+            if n == 0 {
+                break;
+            }
+            held += n as u64;
+        }
+        let dropped = receiver.drops().unwrap() - before;
+        assert!(dropped > 0, "a 1-byte buffer cannot hold 500 datagrams");
+        assert_eq!(held + dropped, 500);
     }
 }

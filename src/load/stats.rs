@@ -219,6 +219,11 @@ pub struct Report {
     /// Frames our callers did not send because the generator fell behind:
     /// non-zero means the generator, not only the server, was saturated.
     pub generator_frames_skipped: u64,
+    /// Datagrams the kernel dropped on the generator's own sockets (full
+    /// receive buffers): non-zero means the generator did not read in
+    /// time, and part of the loss above is its own. `None` where the
+    /// kernel does not say.
+    pub generator_socket_drops: Option<u64>,
     pub generator_cpu: OwnCpu,
     pub store_check: Option<StoreCheck>,
 }
@@ -310,6 +315,12 @@ impl Report {
                 s,
                 "generator fell behind: {} frames skipped",
                 self.generator_frames_skipped
+            );
+        }
+        if let Some(drops) = self.generator_socket_drops.filter(|&n| n > 0) {
+            let _ = writeln!(
+                s,
+                "generator fell behind: its sockets dropped {drops} datagrams (part of the loss above is the generator's own)"
             );
         }
         let c = &self.generator_cpu;
