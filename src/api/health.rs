@@ -107,6 +107,11 @@ impl Metrics {
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
+        // A family of one unlabelled value.
+        let single = |out: &mut String, name: &str, kind: &str, help: &str, value: &AtomicU64| {
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        };
         family(
             &mut out,
             "mensa_api_requests_total",
@@ -152,27 +157,19 @@ impl Metrics {
                 let _ = writeln!(out, "mensa_operations_total{{channel=\"{channel}\"}} {n}");
             }
         }
-        family(
+        single(
             &mut out,
             "mensa_calls_active",
             "gauge",
             "Phone calls in progress.",
+            &self.calls_active,
         );
-        let _ = writeln!(
-            out,
-            "mensa_calls_active {}",
-            self.calls_active.load(Ordering::Relaxed)
-        );
-        family(
+        single(
             &mut out,
             "mensa_calls_total",
             "counter",
             "Phone calls answered.",
-        );
-        let _ = writeln!(
-            out,
-            "mensa_calls_total {}",
-            self.calls_total.load(Ordering::Relaxed)
+            &self.calls_total,
         );
         family(
             &mut out,
@@ -189,27 +186,19 @@ impl Metrics {
                 );
             }
         }
-        family(
+        single(
             &mut out,
             "mensa_shedding",
             "gauge",
             "1 while new calls get 503 because the node falls behind (load shedding).",
+            &self.shedding,
         );
-        let _ = writeln!(
-            out,
-            "mensa_shedding {}",
-            self.shedding.load(Ordering::Relaxed)
-        );
-        family(
+        single(
             &mut out,
             "mensa_calls_limit",
             "gauge",
             "Calls the node learned it carries on time after shedding; past it, new calls get 503. 0: no limit learned.",
-        );
-        let _ = writeln!(
-            out,
-            "mensa_calls_limit {}",
-            self.calls_limit.load(Ordering::Relaxed)
+            &self.calls_limit,
         );
         family(
             &mut out,

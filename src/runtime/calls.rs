@@ -374,9 +374,22 @@ const MEDIA_MIN_SAMPLES: u64 = 20;
 /// takes about 50 per window, the ones a lag kept from running included
 /// (`runtime::lag`).
 const LAG_MIN_SAMPLES: u64 = 20;
-
 /// After `hang_up_all`, how long to wait for the BYEs' `CallEnded`.
 const HANG_UP_WAIT: Duration = Duration::from_secs(5);
+
+/// Feeds `window` to `guard` and logs a change: `late` when it trips,
+/// "`what` on time again" when it clears.
+fn judge(guard: &mut OverloadGuard, window: &Lateness, calls: usize, late: &str, what: &str) {
+    match guard.observe(window) {
+        Some(true) => tracing::warn!(
+            calls,
+            p99 = ?window.quantile(0.99),
+            "{late}: new calls get 503 until it recovers"
+        ),
+        Some(false) => tracing::info!(calls, "{what} on time again"),
+        None => {}
+    }
+}
 
 impl Controller {
     async fn run(
@@ -620,30 +633,26 @@ impl Controller {
                 media.waited = false;
                 let window = all.since(&media.seen);
                 media.seen = all;
-                match media.guard.observe(&window) {
-                    Some(true) => tracing::warn!(
-                        calls,
-                        p99 = ?window.quantile(0.99),
-                        "media falling behind: new calls get 503 until it recovers"
-                    ),
-                    Some(false) => tracing::info!(calls, "media on time again"),
-                    None => {}
-                }
+                judge(
+                    &mut media.guard,
+                    &window,
+                    calls,
+                    "media falling behind",
+                    "media",
+                );
             }
         }
         if let Some(runtime) = &mut overload.runtime {
             let all = runtime.probe.lag();
             let window = all.since(&runtime.seen);
             runtime.seen = all;
-            match runtime.guard.observe(&window) {
-                Some(true) => tracing::warn!(
-                    calls,
-                    p99 = ?window.quantile(0.99),
-                    "SIP and IVR tasks running late: new calls get 503 until they recover"
-                ),
-                Some(false) => tracing::info!(calls, "SIP and IVR tasks on time again"),
-                None => {}
-            }
+            judge(
+                &mut runtime.guard,
+                &window,
+                calls,
+                "SIP and IVR tasks running late",
+                "SIP and IVR tasks",
+            );
         }
         let shedding = overload
             .media

@@ -1049,14 +1049,17 @@ proptest::proptest! {
     }
 }
 
+/// A new call's INVITE (its own Call-ID and branch), beside the one of
+/// `established_call`.
+fn new_invite(n: u32) -> String {
+    request("INVITE", &format!("n{n}"), 1, "", "", SDP).replace("c1@", &format!("c{n}@"))
+}
+
 #[test]
 fn overloaded_sheds_new_calls_and_probes_until_cleared() {
     let mut h = Harness::new(config());
     let (_call, _) = established_call(&mut h);
     h.ep.set_overloaded(true);
-    let new_invite = |n: u32| {
-        request("INVITE", &format!("n{n}"), 1, "", "", SDP).replace("c1@", &format!("c{n}@"))
-    };
     let refused = h.send(&new_invite(7));
     assert_eq!(statuses(&refused), vec![503]);
     assert_eq!(
@@ -1093,9 +1096,6 @@ fn a_learned_call_limit_refuses_past_it_and_lifts_when_raised() {
     let mut h = Harness::new(config());
     let (_call, _) = established_call(&mut h);
     h.ep.set_call_limit(Some(1));
-    let new_invite = |n: u32| {
-        request("INVITE", &format!("n{n}"), 1, "", "", SDP).replace("c1@", &format!("c{n}@"))
-    };
     assert_eq!(statuses(&h.send(&new_invite(7))), vec![503]);
     assert_eq!(
         h.take_events(),
