@@ -82,6 +82,7 @@ fn data() -> ImportData {
             last_name: format!("P{i}"),
             email: None,
             phone: None,
+            password: None,
             password_hash: None,
         })
         .collect();

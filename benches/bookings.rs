@@ -106,6 +106,7 @@ fn data(children: usize) -> ImportData {
         last_name: "Rossi".into(),
         email: None,
         phone: None,
+        password: None,
         password_hash: None,
     }];
     let diets = [

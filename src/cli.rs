@@ -857,7 +857,7 @@ async fn calls(
                     if c.caller.is_empty() {
                         "anonymous"
                     } else {
-                        &c.caller
+                        c.caller.expose()
                     },
                     c.called,
                     codes.join(", "),

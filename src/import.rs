@@ -19,7 +19,7 @@ use toml::Spanned;
 use crate::bookings::settings::PagoPaSettings;
 use crate::bookings::{
     CancelCode, Cents, ClassId, Closure, Diet, EnteSettings, FiscalCode, LateRequestPolicy,
-    SchoolCalendar, SchoolId, UserCode, Weekdays,
+    Password, PhoneNumber, SchoolCalendar, SchoolId, UserCode, Weekdays,
 };
 
 /// A validated import file.
@@ -49,7 +49,10 @@ pub struct AdultData {
     pub first_name: String,
     pub last_name: String,
     pub email: Option<String>,
-    pub phone: Option<String>,
+    pub phone: Option<PhoneNumber>,
+    /// The file's password, until [`parse`] hashes it (only once the whole
+    /// file is valid: argon2 is slow on purpose).
+    pub password: Option<Password>,
     /// argon2 PHC string; `None` keeps any stored password.
     pub password_hash: Option<String>,
 }
@@ -160,8 +163,8 @@ struct RawAdult {
     first_name: String,
     last_name: String,
     email: Option<String>,
-    phone: Option<String>,
-    password: Option<String>,
+    phone: Option<PhoneNumber>,
+    password: Option<Password>,
 }
 
 #[derive(Deserialize)]
@@ -288,9 +291,9 @@ pub fn parse(text: &str) -> Result<ImportData, Vec<Problem>> {
     let mut adults = adults;
     if c.problems.is_empty() {
         for adult in &mut adults {
-            if let Some(password) = adult.password_hash.take() {
+            if let Some(password) = adult.password.take() {
                 let place = format!("parents ({})", adult.fiscal_code.redacted());
-                adult.password_hash = c.check(&place, hash_password(&password));
+                adult.password_hash = c.check(&place, hash_password(password.expose()));
             }
         }
     }
@@ -474,9 +477,15 @@ fn check_adults(c: &mut Checker<'_>, raw: &[Spanned<RawAdult>]) -> Vec<AdultData
             continue;
         };
         if !seen.insert(fiscal_code.clone()) {
-            c.problem(&place, format!("fiscal code {fiscal_code} appears twice"));
+            c.problem(
+                &place,
+                format!("fiscal code {} appears twice", fiscal_code.redacted()),
+            );
         }
-        if a.password.as_ref().is_some_and(|p| p.chars().count() < 8) {
+        if a.password
+            .as_ref()
+            .is_some_and(|p| p.expose().chars().count() < 8)
+        {
             c.problem(&place, "password must have at least 8 characters");
         }
         adults.push(AdultData {
@@ -485,8 +494,8 @@ fn check_adults(c: &mut Checker<'_>, raw: &[Spanned<RawAdult>]) -> Vec<AdultData
             last_name: a.last_name.trim().to_string(),
             email: a.email.clone(),
             phone: a.phone.clone(),
-            // Hashed once the whole file is valid (argon2 is slow on purpose).
-            password_hash: a.password.clone(),
+            password: a.password.clone(),
+            password_hash: None,
         });
     }
     adults
@@ -525,14 +534,17 @@ fn check_children(
         {
             c.problem(
                 &place,
-                format!("unknown parent {parent} (not in [[parents]])"),
+                format!("unknown parent {} (not in [[parents]])", parent.redacted()),
             );
         }
         let mut delegates = Vec::new();
         for d in &ch.delegates {
             if let Some(d) = c.check(&place, FiscalCode::parse(d)) {
                 if !adults.contains(&d) {
-                    c.problem(&place, format!("unknown delegate {d} (not in [[parents]])"));
+                    c.problem(
+                        &place,
+                        format!("unknown delegate {} (not in [[parents]])", d.redacted()),
+                    );
                 }
                 delegates.push(d);
             }

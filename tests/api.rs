@@ -1277,7 +1277,7 @@ async fn the_ivr_call_record_is_stored_and_listed(api: Api) {
         .unwrap()
         .unwrap();
     let mut record =
-        mensa::ivr::CallRecord::new("+393331234567", "800082653", at("2026-12-09 19:00"));
+        mensa::ivr::CallRecord::new(&"+393331234567".into(), "800082653", at("2026-12-09 19:00"));
     record.ended_at = Some(at("2026-12-09 19:01"));
     record.codes = vec![
         CodeTried {
@@ -1285,7 +1285,7 @@ async fn the_ivr_call_record_is_stored_and_listed(api: Api) {
             outcome: CodeOutcome::Unknown,
         },
         CodeTried {
-            redacted: luca.cancel_code.redacted(),
+            redacted: luca.cancel_code.redacted().to_string(),
             outcome: CodeOutcome::Known,
         },
     ];

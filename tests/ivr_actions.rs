@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveTime, Utc};
 use common::{at, d, import_example};
-use mensa::bookings::{CancelCode, Cents, Clock, DayStatus, Refusal, UserCode};
+use mensa::bookings::{CancelCode, Cents, Clock, DayStatus, PhoneNumber, Refusal, UserCode};
 use mensa::ivr::record::CodeOutcome;
 use mensa::ivr::{
     Action, ActionResult, ChildRef, Dialplan, Event, Input, PhoneOperation, PromptCatalogue,
@@ -20,6 +20,10 @@ use mensa::runtime::ivr_actions::{IvrActions, ThrottleConfig};
 use mensa::store::Store;
 
 const CALLER: &str = "+393331234567";
+
+fn caller() -> PhoneNumber {
+    PhoneNumber::new(CALLER)
+}
 
 /// A wall clock set by hand.
 struct Hand(Mutex<DateTime<Utc>>);
@@ -66,7 +70,7 @@ impl Line {
         let code = CancelCode::parse("58213").unwrap();
         match self
             .actions
-            .run(CALLER, &Action::IdentifyChild { code })
+            .run(&caller(), &Action::IdentifyChild { code })
             .await
         {
             ActionResult::Identified { child, .. } => child,
@@ -79,7 +83,7 @@ impl Line {
             child: child.clone(),
             operation,
         };
-        self.actions.run(CALLER, &action).await
+        self.actions.run(&caller(), &action).await
     }
 
     async fn status(&self, date: &str) -> DayStatus {
@@ -107,7 +111,7 @@ impl Line {
         let text = include_str!("../dialplans/default.toml");
         let plan = Arc::new(Dialplan::load(text, &PromptCatalogue::builtin()).unwrap());
         let mut now = Instant::now();
-        let mut session = Session::new(plan, CALLER, "800082653", self.clock.now(), now);
+        let mut session = Session::new(plan, &caller(), "800082653", self.clock.now(), now);
         let mut heard = Vec::new();
         let mut bursts = bursts.iter();
         let mut greeting = true;
@@ -128,7 +132,9 @@ impl Line {
                         inputs.retain(|i| !matches!(i, Input::PromptFinished(_)));
                     }
                     Event::RunAction(action) => {
-                        inputs.push(Input::ActionResult(self.actions.run(CALLER, &action).await));
+                        inputs.push(Input::ActionResult(
+                            self.actions.run(&caller(), &action).await,
+                        ));
                     }
                     Event::HangUp => return (heard, session),
                 }
@@ -186,7 +192,7 @@ async fn the_window_and_its_hours() {
     ] {
         line.set(local);
         assert_eq!(
-            line.actions.run(CALLER, &Action::CheckWindow).await,
+            line.actions.run(&caller(), &Action::CheckWindow).await,
             ActionResult::Window {
                 open,
                 opens: eighteen,
@@ -203,7 +209,7 @@ async fn monday_evening_identifies_thursday_and_cancels_it_durably() {
     let code = CancelCode::parse("58213").unwrap();
     let found = line
         .actions
-        .run(CALLER, &Action::IdentifyChild { code })
+        .run(&caller(), &Action::IdentifyChild { code })
         .await;
     let ActionResult::Identified { child, target_day } = found else {
         panic!("{found:?}");
@@ -287,7 +293,9 @@ async fn the_credit() {
     let line = line("2026-12-07 19:00").await;
     let child = line.luca().await;
     assert_eq!(
-        line.actions.run(CALLER, &Action::Balance { child }).await,
+        line.actions
+            .run(&caller(), &Action::Balance { child })
+            .await,
         ActionResult::Balance(Cents(0))
     );
 }
@@ -303,21 +311,23 @@ async fn wrong_codes_throttle_the_caller_number_for_an_hour() {
     };
     for _ in 0..4 {
         assert_eq!(
-            line.actions.run(CALLER, &wrong).await,
+            line.actions.run(&caller(), &wrong).await,
             ActionResult::UnknownCode
         );
     }
     assert_eq!(
-        line.actions.run(CALLER, &right).await,
+        line.actions.run(&caller(), &right).await,
         ActionResult::Throttled
     );
     assert!(matches!(
-        line.actions.run("+390612345678", &right).await,
+        line.actions
+            .run(&PhoneNumber::new("+390612345678"), &right)
+            .await,
         ActionResult::Identified { .. }
     ));
     line.set("2026-12-07 20:01");
     assert!(matches!(
-        line.actions.run(CALLER, &right).await,
+        line.actions.run(&caller(), &right).await,
         ActionResult::Identified { .. }
     ));
 }

@@ -131,7 +131,7 @@ pub async fn statement(
     let total: Cents = received.iter().map(|p| p.amount_cents).sum();
     let payers: std::collections::BTreeSet<String> = received
         .iter()
-        .map(|p| p.payer_fiscal_code.to_string())
+        .map(|p| p.payer_fiscal_code.as_str().to_owned())
         .collect();
     Ok(json(
         StatusCode::OK,

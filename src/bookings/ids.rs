@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::fiscal_code;
+use super::pii::{CodeDigits, Initials, Pii};
 
 /// Why a code or identifier was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,20 +76,49 @@ digit_code!(
     12
 );
 
-digit_code!(
-    /// Codice disdetta: the child's phone code, typed on the keypad.
-    /// Different from the user code (the import refuses equal ones).
-    CancelCode,
-    "cancel code",
-    4,
-    12
-);
+/// Codice disdetta: the child's phone code, typed on the keypad.
+/// Different from the user code (the import refuses equal ones). Personal
+/// data: `Debug` shows `****3` ([`Pii`]); [`CancelCode::as_str`] is the
+/// code itself, for the keyed hash and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CancelCode(Pii<CodeDigits>);
 
 impl CancelCode {
-    /// The code as it may appear in logs: only its length and last digit.
-    pub fn redacted(&self) -> String {
-        let last = self.0.chars().last().unwrap_or('?');
-        format!("{}{}", "*".repeat(self.0.len().saturating_sub(1)), last)
+    /// Parses a code of ASCII digits only, 4 to 12 of them. The error
+    /// shows the code redacted: it may be a real one mistyped.
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(IdError::Empty {
+                what: "cancel code",
+            });
+        }
+        let digits_only = value.bytes().all(|b| b.is_ascii_digit());
+        if !digits_only || !(4..=12).contains(&value.len()) {
+            return Err(IdError::Shape {
+                what: "cancel code",
+                value: Pii::<CodeDigits>::new(value).to_string(),
+                rule: "4 to 12 digits",
+            });
+        }
+        Ok(Self(Pii::new(value)))
+    }
+
+    /// The code in clear (see [`Pii::expose`]).
+    pub fn as_str(&self) -> &str {
+        self.0.expose()
+    }
+
+    /// The code as logs and call records show it: `****3`.
+    pub fn redacted(&self) -> &Pii<CodeDigits> {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for CancelCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Pii::<CodeDigits>::deserialize(d)?;
+        Self::parse(s.expose()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -152,41 +182,44 @@ slug_id!(
 );
 
 /// Codice fiscale: the Italian tax code of a person, upper case, with a
-/// valid check character (omocodia accepted).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct FiscalCode(String);
+/// valid check character (omocodia accepted). Personal data: `Debug`
+/// shows `RSS*************` ([`Pii`]); [`FiscalCode::as_str`] is the code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FiscalCode(Pii<Initials>);
 
 impl FiscalCode {
     pub fn parse(value: &str) -> Result<Self, IdError> {
         let upper = value.trim().to_ascii_uppercase();
         fiscal_code::check(&upper).map_err(|reason| IdError::FiscalCode {
-            value: value.to_string(),
+            value: Pii::<Initials>::new(upper.as_str()).to_string(),
             reason: reason.to_string(),
         })?;
-        Ok(Self(upper))
+        Ok(Self(Pii::new(upper)))
     }
 
+    /// The code in clear (see [`Pii::expose`]): to store it, or to show it
+    /// to the adult it belongs to.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 
-    /// For logs: the first three letters (of the surname) and the rest hidden.
-    pub fn redacted(&self) -> String {
-        format!("{}*************", &self.0[..3])
+    /// The code as logs show it.
+    pub fn redacted(&self) -> &Pii<Initials> {
+        &self.0
     }
 }
 
-impl fmt::Display for FiscalCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+/// The code in clear: only answers to its owner (`/me`) serialize it.
+impl Serialize for FiscalCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for FiscalCode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        let s = Pii::<Initials>::deserialize(d)?;
+        Self::parse(s.expose()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -252,7 +285,12 @@ mod tests {
     #[test]
     fn cancel_code_redaction_hides_all_but_the_last_digit() {
         let c = CancelCode::parse("58213").unwrap();
-        assert_eq!(c.redacted(), "****3");
+        assert_eq!(c.redacted().to_string(), "****3");
+        assert_eq!(format!("{c:?}"), "CancelCode(****3)");
+        let mistyped = CancelCode::parse("5821a").unwrap_err().to_string();
+        assert!(!mistyped.contains("5821"), "{mistyped}");
+        let cf = FiscalCode::parse("RSSMRA80A01H501U").unwrap();
+        assert_eq!(format!("{cf:?}"), "FiscalCode(RSS*************)");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod fiscal_code;
 pub mod ids;
 pub mod ledger;
 pub mod pagopa;
+pub mod pii;
 pub mod settings;
 
 use std::fmt;
@@ -37,6 +38,7 @@ pub use days::{
     ChildDays, DayChange, DayRequest, DayStatus, MarkKind, RuleContext, SuspensionChange,
 };
 pub use ids::{CancelCode, Cents, ClassId, FiscalCode, IdError, SchoolId, UserCode};
+pub use pii::{Password, PhoneNumber, Pii};
 pub use settings::{EnteSettings, LateRequestPolicy};
 
 /// The wall clock the rules are given. Only the runtime reads the system
@@ -92,18 +94,19 @@ pub enum Actor {
     Delegate(FiscalCode),
     Operator(String),
     /// The caller's number as the trunk gave it (may be anonymous).
-    PhoneCaller(String),
+    PhoneCaller(PhoneNumber),
     System,
 }
 
 impl Actor {
-    /// The form stored in the audit log: `parent:RSSMRA80A01C034P`.
+    /// The form stored in the audit log: `parent:RSSMRA80A01C034P`, in
+    /// clear (the audit must say who; its retention is a setting).
     pub fn audit_form(&self) -> String {
         match self {
-            Actor::Parent(cf) => format!("parent:{cf}"),
-            Actor::Delegate(cf) => format!("delegate:{cf}"),
+            Actor::Parent(cf) => format!("parent:{}", cf.as_str()),
+            Actor::Delegate(cf) => format!("delegate:{}", cf.as_str()),
             Actor::Operator(name) => format!("operator:{name}"),
-            Actor::PhoneCaller(number) => format!("phone:{number}"),
+            Actor::PhoneCaller(number) => format!("phone:{}", number.expose()),
             Actor::System => "system".into(),
         }
     }

@@ -44,8 +44,9 @@ impl fmt::Display for Key {
 
 /// An identified child, as the session keeps it for the rest of the call:
 /// the store's key, and the code it was found by (for lookups that need
-/// the whole child, such as the credit). Never printed in clear.
-#[derive(Clone, PartialEq, Eq)]
+/// the whole child, such as the credit). Never printed in clear: the
+/// code's `Debug` is redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildRef {
     id: i64,
     code: CancelCode,
@@ -63,12 +64,6 @@ impl ChildRef {
 
     pub fn code(&self) -> &CancelCode {
         &self.code
-    }
-}
-
-impl fmt::Debug for ChildRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ChildRef({}, {})", self.id, self.code.redacted())
     }
 }
 
@@ -92,8 +87,8 @@ pub enum PhoneOperation {
     Reactivate { from: NaiveDate },
 }
 
-/// What the session asks the runtime to do.
-#[derive(Clone, PartialEq, Eq)]
+/// What the session asks the runtime to do. `Debug` shows codes redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// R5: is the phone window open now? Answered with [`ActionResult::Window`].
     CheckWindow,
@@ -107,23 +102,6 @@ pub enum Action {
     },
     /// The child's credit (R11).
     Balance { child: ChildRef },
-}
-
-impl fmt::Debug for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::CheckWindow => f.write_str("CheckWindow"),
-            Action::IdentifyChild { code } => {
-                write!(f, "IdentifyChild {{ code: {} }}", code.redacted())
-            }
-            Action::Apply { child, operation } => f
-                .debug_struct("Apply")
-                .field("child", child)
-                .field("operation", operation)
-                .finish(),
-            Action::Balance { child } => f.debug_struct("Balance").field("child", child).finish(),
-        }
-    }
 }
 
 /// What the runtime found or did.

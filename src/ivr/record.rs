@@ -8,13 +8,15 @@ use serde::Serialize;
 
 use super::actions::PhoneOperation;
 use super::speech::Lang;
+use crate::bookings::PhoneNumber;
 
 /// Everything a finished call leaves behind, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallRecord {
-    /// The caller's number as the trunk gave it (personal data: store it,
-    /// do not log it).
-    pub caller: String,
+    /// The caller's number as the trunk gave it: stored in clear, shown
+    /// redacted.
+    #[serde(serialize_with = "crate::bookings::pii::exposed")]
+    pub caller: PhoneNumber,
     /// The number called (which route, which dialplan).
     pub called: String,
     pub started_at: DateTime<Utc>,
@@ -109,9 +111,9 @@ impl CallRecord {
         serde_json::Value::Array(list)
     }
 
-    pub fn new(caller: &str, called: &str, started_at: DateTime<Utc>) -> CallRecord {
+    pub fn new(caller: &PhoneNumber, called: &str, started_at: DateTime<Utc>) -> CallRecord {
         CallRecord {
-            caller: caller.to_string(),
+            caller: caller.clone(),
             called: called.to_string(),
             started_at,
             ended_at: None,
@@ -133,7 +135,7 @@ mod tests {
     #[test]
     fn the_stored_form() {
         let start = Utc.with_ymd_and_hms(2026, 12, 7, 18, 0, 0).unwrap();
-        let mut record = CallRecord::new("+393331234567", "800082653", start);
+        let mut record = CallRecord::new(&PhoneNumber::new("+393331234567"), "800082653", start);
         record.codes.push(CodeTried {
             redacted: "****1".into(),
             outcome: CodeOutcome::Unknown,

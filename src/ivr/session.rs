@@ -33,7 +33,7 @@ use super::actions::{Action, ActionResult, ChildRef, Key, PhoneOperation};
 use super::dialplan::{ActionState, Dialplan, Item, State};
 use super::record::{CallRecord, EndedBy};
 use super::speech::{Lang, PromptId};
-use crate::bookings::{CancelCode, Cents, Refusal};
+use crate::bookings::{CancelCode, Cents, PhoneNumber, Refusal};
 
 mod keys;
 mod results;
@@ -132,7 +132,7 @@ impl Session {
     /// clock, for the record) and `now`. Queues the first events.
     pub fn new(
         plan: Arc<Dialplan>,
-        caller: &str,
+        caller: &PhoneNumber,
         called: &str,
         started_at: DateTime<Utc>,
         now: Instant,
@@ -407,8 +407,10 @@ enum Retry {
 
 /// The redacted form of typed digits that are not a code at all.
 fn redact_invalid(digits: &str) -> String {
-    CancelCode::parse(digits)
-        .map_or_else(|_| format!("invalid({})", digits.len()), |c| c.redacted())
+    CancelCode::parse(digits).map_or_else(
+        |_| format!("invalid({})", digits.len()),
+        |c| c.redacted().to_string(),
+    )
 }
 
 #[cfg(test)]

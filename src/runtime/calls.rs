@@ -73,6 +73,7 @@ use super::media::{MediaCommand, MediaEngine, MediaReport};
 use super::ports::PortPool;
 use super::sip::{Command as SipCommand, SipServer, spawn as spawn_sip};
 use super::udp_batch::{SendMode, SendStats};
+use crate::bookings::PhoneNumber;
 use crate::ivr::{Lang, PromptId};
 use crate::media::dtmf::Key;
 use crate::media::dtmf::merge::{KeyEvent, Source};
@@ -91,9 +92,9 @@ use crate::sip::sdp::{Codec, Direction, Negotiated};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallInfo {
     pub id: CallId,
-    /// Caller number (P-Asserted-Identity or From); personal data: log it
-    /// only redacted.
-    pub caller: Option<String>,
+    /// Caller number (P-Asserted-Identity or From); personal data, shown
+    /// redacted.
+    pub caller: Option<PhoneNumber>,
     /// The number dialled (the route's key).
     pub called: String,
     /// The dialplan the route names.

@@ -31,8 +31,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::bookings::SuspensionChange;
 use crate::bookings::{Actor, Channel, Clock, DayRequest, RuleContext, ServiceCalendar};
+use crate::bookings::{PhoneNumber, SuspensionChange};
 use crate::ivr::{
     Action, ActionResult, ChildRef, Dialplan, Lang, PhoneOperation, Problems, PromptCatalogue,
 };
@@ -73,13 +73,13 @@ impl IvrActions {
 
     /// Runs `action` for a call from `caller`. Never fails: store errors
     /// are logged and answered with [`ActionResult::Failed`].
-    pub async fn run(&self, caller: &str, action: &Action) -> ActionResult {
+    pub async fn run(&self, caller: &PhoneNumber, action: &Action) -> ActionResult {
         let now = self.clock.now();
         match self.try_run(caller, action, now).await {
             Ok(result) => result,
             Err(e) => {
                 tracing::error!(
-                    caller = %redact_number(caller),
+                    %caller,
                     ?action,
                     error = %e,
                     "phone action failed"
@@ -91,7 +91,7 @@ impl IvrActions {
 
     async fn try_run(
         &self,
-        caller: &str,
+        caller: &PhoneNumber,
         action: &Action,
         now: DateTime<Utc>,
     ) -> Result<ActionResult, StoreError> {
@@ -105,14 +105,14 @@ impl IvrActions {
                 })
             }
             Action::IdentifyChild { code } => {
-                if self.throttle.is_blocked(caller, now) {
-                    tracing::warn!(caller = %redact_number(caller), "caller throttled");
+                if self.throttle.is_blocked(caller.expose(), now) {
+                    tracing::warn!(%caller, "caller throttled");
                     return Ok(ActionResult::Throttled);
                 }
                 let Some(child) = self.store.child_by_cancel_code(code).await? else {
-                    self.throttle.wrong_code(caller, now);
+                    self.throttle.wrong_code(caller.expose(), now);
                     tracing::info!(
-                        caller = %redact_number(caller),
+                        %caller,
                         code = %code.redacted(),
                         "unknown cancel code"
                     );
@@ -131,7 +131,7 @@ impl IvrActions {
                 })
             }
             Action::Apply { child, operation } => {
-                let actor = Actor::PhoneCaller(caller.to_string());
+                let actor = Actor::PhoneCaller(caller.clone());
                 let applied = self
                     .store
                     .apply(
@@ -239,13 +239,6 @@ fn first_day(applied: &Applied) -> (chrono::NaiveDate, Option<chrono::NaiveDate>
     }
 }
 
-/// A caller number for logs: its last three digits only.
-pub fn redact_number(number: &str) -> String {
-    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
-    let keep = digits.len().saturating_sub(3);
-    format!("…{}", digits[keep..].iter().collect::<String>())
-}
-
 /// Wrong codes per caller number over a sliding window.
 struct CallerThrottle {
     config: ThrottleConfig,
@@ -304,13 +297,6 @@ impl CallerThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_are_redacted() {
-        assert_eq!(redact_number("+393331234567"), "…567");
-        assert_eq!(redact_number("12"), "…12");
-        assert_eq!(redact_number("anonymous"), "…");
-    }
 
     #[test]
     fn the_throttle_slides() {

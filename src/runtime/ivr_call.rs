@@ -17,9 +17,9 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use super::calls::{CallCommand, CallEvent, CallHandle, CallInfo, CallLogic};
-use super::ivr_actions::{IvrActions, redact_number};
+use super::ivr_actions::IvrActions;
 use crate::api::Metrics;
-use crate::bookings::Clock;
+use crate::bookings::{Clock, PhoneNumber};
 use crate::ivr::{Dialplan, Event, Input, Key, PlaybackId, Session};
 use crate::store::{CallRecord as StoredCall, CodeAttempt, Store};
 
@@ -108,9 +108,9 @@ async fn run_call(
     call: CallInfo,
     mut handle: CallHandle,
 ) -> crate::ivr::CallRecord {
-    let caller = call.caller.clone().unwrap_or_default();
+    let caller = call.caller.clone().unwrap_or_else(|| PhoneNumber::new(""));
     let mut session = Session::new(plan, &caller, &call.called, clock.now(), Instant::now());
-    tracing::info!(caller = %redact_number(&caller), called = %call.called, "call answered");
+    tracing::info!(%caller, called = %call.called, "call answered");
     let mut hung_up_by_caller = false;
     loop {
         // Carry out everything the session asked for.
@@ -162,7 +162,7 @@ async fn run_call(
     }
     let record = session.finish(clock.now());
     tracing::info!(
-        caller = %redact_number(&caller),
+        %caller,
         called = %call.called,
         operations = %record.operations_json(),
         "call ended"

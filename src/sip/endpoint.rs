@@ -36,6 +36,7 @@ use super::sdp::{LocalSession, Negotiated};
 use super::transaction::{Matched, ServerTransaction, TransactionEvent, TransactionKey};
 use super::transport::{Transmit, Transport, response_destination, stamp_top_via};
 use super::uri::Uri;
+use crate::bookings::PhoneNumber;
 
 /// Methods we implement (RFC 3261 §20.5 Allow).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
@@ -66,7 +67,7 @@ pub enum Event {
         call: CallId,
         called: String,
         dialplan: String,
-        caller: Option<String>,
+        caller: Option<PhoneNumber>,
         media: Option<Negotiated>,
     },
     /// The ACK arrived: media may flow.

@@ -13,6 +13,7 @@ use super::sdp::{self, Negotiated, SdpError, SessionDescription};
 use super::transaction::{ServerTransaction, TransactionKey};
 use super::transport::Transport;
 use super::uri::Uri;
+use crate::bookings::PhoneNumber;
 
 /// The longest session interval we agree to (RFC 4028 sets no bound).
 const MAX_SESSION_EXPIRES: u32 = 86_400;
@@ -119,7 +120,8 @@ impl Endpoint {
                     .find_map(|n| n.uri.number());
                 let caller = asserted
                     .or_else(|| r.from.uri.number())
-                    .or_else(|| r.from.uri.as_sip().and_then(|u| u.user.clone()));
+                    .or_else(|| r.from.uri.as_sip().and_then(|u| u.user.clone()))
+                    .map(PhoneNumber::new);
                 self.events.push_back(Event::IncomingCall {
                     call,
                     called,

@@ -94,7 +94,7 @@ impl Store {
             .bind(&adult.first_name)
             .bind(&adult.last_name)
             .bind(adult.email.as_deref())
-            .bind(adult.phone.as_deref())
+            .bind(adult.phone.as_ref().map(|p| p.expose()))
             .bind(adult.password_hash.as_deref())
             .execute(&mut *tx)
             .await?;

@@ -10,7 +10,8 @@ use sqlx::Row;
 use super::rows::{date_text, from_millis, get_date, millis};
 use super::statements::Statements;
 use super::{Child, Store, StoreError};
-use crate::bookings::{Actor, Channel, Diet, SchoolId};
+use crate::bookings::pii::CodeDigits;
+use crate::bookings::{Actor, Channel, Diet, PhoneNumber, Pii, SchoolId};
 
 /// A closure entered by an operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,12 +53,11 @@ pub struct CodeAttempt {
 }
 
 impl CodeAttempt {
-    /// Keeps only the length and the last digit of what was typed.
+    /// Keeps only what [`Pii`]'s `CodeDigits` shows: the length and the
+    /// last digit of what was typed.
     pub fn redacted(typed: &str, valid: bool) -> CodeAttempt {
-        let last = typed.chars().last().map(String::from).unwrap_or_default();
-        let hidden = "*".repeat(typed.chars().count().saturating_sub(1));
         CodeAttempt {
-            code: format!("{hidden}{last}"),
+            code: Pii::<CodeDigits>::new(typed).to_string(),
             valid,
         }
     }
@@ -67,7 +67,9 @@ impl CodeAttempt {
 /// the operations asked with their results (free-form JSON from the IVR).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallRecord {
-    pub caller: String,
+    /// In clear for the operators who list calls; redacted in `Debug`.
+    #[serde(serialize_with = "crate::bookings::pii::exposed")]
+    pub caller: PhoneNumber,
     pub called: String,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -271,7 +273,7 @@ impl Store {
                 Ok((
                     r.try_get("id")?,
                     CallRecord {
-                        caller: r.try_get("caller")?,
+                        caller: PhoneNumber::new(r.try_get::<String, _>("caller")?),
                         called: r.try_get("called")?,
                         started_at: from_millis(r.try_get("started_at_ms")?)?,
                         ended_at: r
@@ -307,7 +309,7 @@ pub(super) fn insert_call_statement(call: &CallRecord) -> Result<Statements, Sto
         "INSERT INTO calls (caller, called, started_at_ms, ended_at_ms, codes, operations) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id AS call_id",
         vec![
-            call.caller.as_str().into(),
+            call.caller.expose().into(),
             call.called.as_str().into(),
             millis(call.started_at).into(),
             call.ended_at.map(millis).into(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{NaiveDate, NaiveTime, TimeZone};
 
 use super::*;
-use crate::bookings::NoService;
+use crate::bookings::{NoService, PhoneNumber};
 use crate::ivr::dialplan::PromptCatalogue;
 use crate::ivr::record::{CodeOutcome, EndedBy};
 
@@ -68,7 +68,13 @@ impl Call {
     fn new() -> (Call, Vec<Out>) {
         let now = Instant::now();
         let started = chrono::Utc.with_ymd_and_hms(2026, 12, 7, 18, 0, 0).unwrap();
-        let session = Session::new(plan(), "+393331234567", "800082653", started, now);
+        let session = Session::new(
+            plan(),
+            &PhoneNumber::new("+393331234567"),
+            "800082653",
+            started,
+            now,
+        );
         let mut call = Call {
             session,
             now,
