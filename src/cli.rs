@@ -944,7 +944,7 @@ async fn serve(
     // anything is opened.
     let mut settings = runtime::config::ServeSettings::load(config.as_deref())?;
     settings.apply(&overrides);
-    let resolved = settings.resolve(runtime::calls::random_u64())?;
+    let resolved = settings.resolve(rand::random())?;
     let http_limits = settings.http.limits()?;
     let prompts = crate::media::prompts::PromptLibrary::load(&resolved.prompts)
         .context("cannot load the prompts")?;

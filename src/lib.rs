@@ -8,6 +8,8 @@
 //! main.rs (CLI) ──► runtime ──► api, sip, media, ivr, store ──► bookings
 //! ```
 //!
+//! [`net`] (IP networks) is a leaf that `sip` and `media` share.
+//!
 //! Arrows point one way. [`bookings`] holds the pure domain rules of
 //! SPEC §3 (R1–R13) and imports nothing else of the crate; `sip`, `media`
 //! and `ivr` are sans-IO state machines that import neither tokio nor sqlx;
@@ -34,6 +36,7 @@ pub mod import;
 pub mod ivr;
 pub mod load;
 pub mod media;
+pub mod net;
 pub mod runtime;
 pub mod sip;
 pub mod store;

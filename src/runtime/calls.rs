@@ -60,11 +60,10 @@
 //! ```
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -761,7 +760,7 @@ fn directions(n: &Negotiated) -> (bool, bool) {
 
 /// Random SSRC, sequence and timestamp (RFC 3550 §5.1) and the NTP time now.
 fn seed() -> SessionSeed {
-    let r = random_u64();
+    let r: u64 = rand::random();
     let ntp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| {
@@ -773,16 +772,9 @@ fn seed() -> SessionSeed {
     SessionSeed {
         ssrc: r as u32,
         sequence: (r >> 32) as u16,
-        timestamp: random_u64() as u32,
+        timestamp: rand::random(),
         ntp,
     }
-}
-
-/// OS randomness through std's hasher keys (no extra crate for 64 bits).
-pub fn random_u64() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    h.finish()
 }
 
 #[cfg(test)]
@@ -814,6 +806,5 @@ mod tests {
             ..n
         };
         assert_eq!(directions(&recvonly), (false, true));
-        assert_ne!(random_u64(), random_u64());
     }
 }

@@ -277,7 +277,7 @@ impl ServeSettings {
     }
 
     /// Validates and resolves the advertised address. `seed`: OS randomness.
-    pub fn resolve(&self, seed: u64) -> Result<Resolved, ConfigError> {
+    pub fn resolve(&self, seed: [u8; 32]) -> Result<Resolved, ConfigError> {
         let advertise = advertised(self.sip.listen, self.sip.advertise)?;
         let mut endpoint = self.sip.endpoint_config(seed)?;
         endpoint.advertise = advertise;
@@ -410,7 +410,7 @@ mod tests {
             sip_advertise: Some("203.0.113.10:5060".parse().unwrap()),
             rtp_ports: Some("30000-30099".into()),
         });
-        let r = s.resolve(1).unwrap();
+        let r = s.resolve([1; 32]).unwrap();
         assert_eq!(r.endpoint.advertise, "203.0.113.10:5060".parse().unwrap());
         assert_eq!(r.calls.media_ip, "203.0.113.10".parse::<IpAddr>().unwrap());
         assert_eq!(r.calls.bind_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
@@ -421,7 +421,7 @@ mod tests {
         assert_eq!(r.endpoint.route("0240709125"), Some("scuole"));
 
         // No file: loopback only, both numbers to "default".
-        let d = ServeSettings::load(None).unwrap().resolve(1).unwrap();
+        let d = ServeSettings::load(None).unwrap().resolve([1; 32]).unwrap();
         assert_eq!(d.endpoint.route("800082653"), Some("default"));
         assert_eq!(d.endpoint.route("0240709125"), Some("default"));
         assert!(d.endpoint.is_allowed("127.0.0.1".parse().unwrap()));
@@ -439,18 +439,21 @@ mod tests {
         assert_eq!(limits.max_connections, 8);
         assert_eq!(limits.max_body_bytes, 64 * 1024);
         let bad: ServeSettings = toml::from_str("[http]\nmax_connections = 0").unwrap();
-        assert!(matches!(bad.resolve(1), Err(ConfigError::Http)));
+        assert!(matches!(bad.resolve([1; 32]), Err(ConfigError::Http)));
         let bad: ServeSettings = toml::from_str("[media]\nrtcp_interval_secs = 0").unwrap();
-        assert!(matches!(bad.resolve(1), Err(ConfigError::RtcpInterval)));
+        assert!(matches!(
+            bad.resolve([1; 32]),
+            Err(ConfigError::RtcpInterval)
+        ));
         let mut bad = ServeSettings::default();
         bad.apply(&Overrides {
             rtp_ports: Some("20001-20000".into()),
             ..Overrides::default()
         });
-        assert!(matches!(bad.resolve(1), Err(ConfigError::Sip(_))));
+        assert!(matches!(bad.resolve([1; 32]), Err(ConfigError::Sip(_))));
         let example: ServeSettings =
             toml::from_str(include_str!("../../docs/mensa.example.toml")).unwrap();
-        let r = example.resolve(1).unwrap();
+        let r = example.resolve([1; 32]).unwrap();
         assert_eq!(r.endpoint.route("0240709125"), Some("default"));
         assert!(r.endpoint.is_allowed("192.0.2.9".parse().unwrap()));
         assert_eq!(r.calls.shutdown_grace, Duration::from_secs(60));

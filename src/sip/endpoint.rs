@@ -25,6 +25,9 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
 use super::config::{EndpointConfig, Unauthorized};
 use super::dialog::{CallId, Dialog, DialogState, Retransmit, SessionTimer};
 use super::headers::HeaderName;
@@ -163,7 +166,8 @@ pub(crate) enum TimerRef {
 #[derive(Debug)]
 pub struct Endpoint {
     pub(crate) config: EndpointConfig,
-    rng: u64,
+    /// ChaCha12, seeded with [`EndpointConfig::seed`].
+    rng: StdRng,
     pub(crate) next_call: u64,
     pub(crate) draining: bool,
     /// Shedding load (the media tickers fell behind): like draining for new calls.
@@ -193,7 +197,7 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn new(config: EndpointConfig) -> Endpoint {
         Endpoint {
-            rng: config.seed,
+            rng: StdRng::from_seed(config.seed),
             config,
             next_call: 1,
             draining: false,
@@ -849,17 +853,18 @@ impl Endpoint {
         }
     }
 
+    /// From a CSPRNG: tags and branches need secrecy as well as
+    /// uniqueness. A tag is what makes an ACK or a BYE belong to a dialog;
+    /// one an outsider can predict (splitmix64's state can be recovered
+    /// from a few tags) lets them ACK a call they could only spoof.
     pub(crate) fn random(&mut self) -> u64 {
-        // splitmix64: tags and branches need uniqueness, not secrecy.
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.rng.next_u64()
     }
 
+    /// 96 bits: more than RFC 3261 §19.3's "at least 32 bits", and the tag
+    /// is the only secret of a dialog on UDP.
     pub(crate) fn random_tag(&mut self) -> String {
-        format!("{:012x}", self.random() & 0xFFFF_FFFF_FFFF)
+        format!("{:016x}{:08x}", self.random(), self.random() as u32)
     }
 }
 

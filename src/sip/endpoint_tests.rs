@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::sip::config::AllowedNet;
+use crate::sip::config::IpNet;
 use crate::sip::corpus;
 use crate::sip::transaction::T1;
 
@@ -14,8 +14,8 @@ const PEER: &str = "192.0.2.1:5060";
 fn config() -> EndpointConfig {
     let mut c = EndpointConfig::demo("198.51.100.7:5060".parse().unwrap(), 42);
     c.allowed = vec![
-        AllowedNet::parse("0.0.0.0/0").unwrap(),
-        AllowedNet::parse("::/0").unwrap(),
+        IpNet::parse("0.0.0.0/0").unwrap(),
+        IpNet::parse("::/0").unwrap(),
     ];
     c.default_route = Some("default".into());
     c
@@ -560,7 +560,7 @@ fn requests_outside_any_dialog() {
 #[test]
 fn refused_invites_say_why() {
     let mut c = EndpointConfig::demo("198.51.100.7:5060".parse().unwrap(), 1);
-    c.allowed.push(AllowedNet::parse("192.0.2.0/24").unwrap());
+    c.allowed.push(IpNet::parse("192.0.2.0/24").unwrap());
     c.max_concurrent_calls = 1;
     c.max_calls_per_second = 2;
     let refused = |h: &mut Harness| -> Vec<(u16, RefusedBecause)> {
@@ -618,7 +618,7 @@ fn access_routes_and_limits() {
     );
     c.unauthorized = crate::sip::config::Unauthorized::Drop;
     assert!(Harness::new(c.clone()).send(&invite("", SDP)).is_empty());
-    c.allowed.push(AllowedNet::parse("192.0.2.0/24").unwrap());
+    c.allowed.push(IpNet::parse("192.0.2.0/24").unwrap());
     let mut h = Harness::new(c.clone());
     let unknown = invite("", SDP).replace(
         "sip:800082653@198.51.100.7 SIP",
