@@ -150,6 +150,7 @@ fn run(
             ptime: Duration::from_millis(20),
             remote_rtp: sink_addr,
             remote_rtcp: Some(sink_addr),
+            signalling: None,
         };
         let seed = SessionSeed {
             ssrc: i as u32,

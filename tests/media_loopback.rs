@@ -50,9 +50,11 @@ fn keys_from_three_paths_and_an_intact_steady_prompt() {
                 clock_rate: 8000,
             }),
             ptime: Duration::from_millis(20),
-            // As in SDP; the session latches onto the real source.
+            // As in SDP; the session latches onto the real source, whose
+            // host is the SDP's (the same loopback address).
             remote_rtp: "127.0.0.1:9".parse().unwrap(),
             remote_rtcp: None,
+            signalling: None,
         };
         let config = SessionConfig {
             inband: InbandMode::Always,
@@ -64,8 +66,12 @@ fn keys_from_three_paths_and_an_intact_steady_prompt() {
             timestamp: 1234,
             ntp: 0,
         };
+        let sdp = params.remote_rtp;
         let mut s = RtpSession::new(Instant::now(), params, config, seed);
-        s.play(prompt);
+        // The prompt starts once the caller's source is learned (a run of
+        // packets in sequence, media::source): before, frames go to the
+        // SDP's address, here a dead one.
+        let mut prompt = Some(prompt);
         let mut buf = [0u8; 1500];
         while start.elapsed() < RUN {
             let now = Instant::now();
@@ -91,6 +97,11 @@ fn keys_from_three_paths_and_an_intact_steady_prompt() {
                         duration: None,
                     },
                 );
+            }
+            if s.destination() != sdp
+                && let Some(prompt) = prompt.take()
+            {
+                s.play(prompt);
             }
             s.handle_timeout(Instant::now());
             while let Some(t) = s.poll_transmit() {

@@ -33,3 +33,4 @@ pub mod playout;
 pub mod prompts;
 pub mod rtcp;
 pub mod session;
+pub mod source;

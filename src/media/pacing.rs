@@ -286,6 +286,7 @@ mod tests {
                     ptime: Duration::from_millis(20),
                     remote_rtp: "192.0.2.1:4000".parse().unwrap(),
                     remote_rtcp: None,
+                    signalling: None,
                 };
                 let seed = SessionSeed {
                     ssrc: i,

@@ -6,8 +6,10 @@
 //!   silence; timestamps count samples, never the wall clock (§5.1); the
 //!   marker bit starts each talkspurt (RFC 3551 §4.1); between prompts the
 //!   call sends silence frames, which trunks and SBCs want to see.
-//! * Symmetric RTP (RFC 4961; latching as in RFC 7362 §4): send to the SDP
-//!   address until the caller's first packet, then to where it comes from.
+//! * Symmetric RTP (RFC 4961; latching as in RFC 7362 §4), strict: send to
+//!   the SDP address until a plausible source has sent a run of packets in
+//!   sequence, then to it; nobody else's packets are read ([`SourceLatch`],
+//!   against RTP injection).
 //! * Receiving: the negotiated audio payload type goes to G.711 decoding
 //!   and the in-band detector (if the policy runs it), the negotiated
 //!   telephone-event type to the RFC 4733 receiver, SIP INFO keys are fed
@@ -24,7 +26,7 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,8 @@ use super::dtmf::rfc4733::{EventHeader, EventReceiver};
 use super::g711::Law;
 use super::playout::{PlayId, Playout, Prompt};
 use super::rtcp;
+use super::source::{Admission, Header, PacketKind, RejectCounts, SourceLatch};
+use crate::net::IpNet;
 
 /// The audio codec negotiated in SDP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +67,9 @@ pub struct MediaParams {
     pub remote_rtp: SocketAddr,
     /// `a=rtcp` if given, else RTP port + 1.
     pub remote_rtcp: Option<SocketAddr>,
+    /// Where the call's signalling came from: a plausible media source (a
+    /// NATed phone sends from its public address, not its SDP's).
+    pub signalling: Option<IpAddr>,
 }
 
 /// Per-deployment settings.
@@ -73,6 +80,10 @@ pub struct SessionConfig {
     pub inband: InbandMode,
     /// RTCP CNAME (RFC 3550 §6.5.1), e.g. `mensa@host`.
     pub cname: String,
+    /// Networks media may come from besides the SDP's and the signalling's
+    /// address: the trunk allow-list and any media relays
+    /// ([`SourceLatch`]). Empty: those two addresses only.
+    pub media_sources: Arc<[IpNet]>,
 }
 
 impl Default for SessionConfig {
@@ -82,6 +93,7 @@ impl Default for SessionConfig {
             rtcp_interval: Duration::from_secs(5),
             inband: InbandMode::Auto,
             cname: "mensa".into(),
+            media_sources: Arc::from([]),
         }
     }
 }
@@ -170,7 +182,7 @@ pub struct RtpSession {
     playout: Playout,
     destination: SocketAddr,
     rtcp_destination: SocketAddr,
-    latched: Option<(SocketAddr, u32)>,
+    source: SourceLatch,
     last_rx: Instant,
     inactive_reported: bool,
     /// (SSRC, sequence number) of the last audio packet decoded.
@@ -227,7 +239,11 @@ impl RtpSession {
             timestamp: seed.timestamp,
             in_talkspurt: false,
             playout: Playout::new(),
-            latched: None,
+            source: SourceLatch::new(
+                config.media_sources.clone(),
+                params.remote_rtp,
+                params.signalling,
+            ),
             last_rx: now,
             inactive_reported: false,
             last_audio: None,
@@ -269,6 +285,11 @@ impl RtpSession {
         self.destination
     }
 
+    /// Packets dropped so far because they came from the wrong source.
+    pub fn rejected(&self) -> RejectCounts {
+        self.source.rejected()
+    }
+
     /// A re-INVITE or UPDATE changed the stream (RFC 3264 §8): codec,
     /// payload types, ptime, address, direction. Our SSRC, sequence numbers
     /// and timestamps continue (RFC 3550 §5.1) and queued prompts keep
@@ -283,7 +304,7 @@ impl RtpSession {
         receiving: bool,
     ) {
         if params.remote_rtp != self.params.remote_rtp {
-            self.latched = None;
+            self.source.renegotiated(params.remote_rtp);
             self.destination = params.remote_rtp;
             self.rtcp_destination = params.remote_rtcp.unwrap_or_else(|| {
                 let mut a = params.remote_rtp;
@@ -342,9 +363,10 @@ impl RtpSession {
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
         match input {
             Input::Rtp { from, data } => self.handle_rtp(now, from, data),
-            // RFC 3550 §6: received and tolerated; the source latches RTCP.
+            // RFC 3550 §6: received and tolerated; RTCP from the latched
+            // host (on whatever port) is where our reports go.
             Input::Rtcp { from, data } => {
-                if rtcp::looks_like_rtcp(data) && self.latched.is_some() {
+                if rtcp::looks_like_rtcp(data) && self.source.accepts_rtcp_from(from) {
                     self.rtcp_destination = from;
                 }
             }
@@ -479,52 +501,81 @@ impl RtpSession {
     }
 
     fn handle_rtp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        // Before the header is read: a sprayer costs one comparison.
+        if !self.source.plausible(from.ip()) {
+            self.source.admit_implausible();
+            return;
+        }
         let Ok(rtp) = RtpReader::new(data) else {
             tracing::debug!(%from, len = data.len(), "not RTP, dropped");
             return;
         };
-        let pt = rtp.payload_type();
-        let ssrc = rtp.ssrc();
-        let is_audio = pt == self.params.codec.payload_type;
-        let te = self
+        let header = Header {
+            ssrc: rtp.ssrc(),
+            sequence: u16::from(rtp.sequence_number()),
+            kind: self.kind_of(rtp.payload_type()),
+        };
+        match self.source.admit(now, from, header, data) {
+            Admission::Accept => self.handle_stream(now, data),
+            Admission::Latched { held } => {
+                self.latch(from);
+                for packet in &held {
+                    self.handle_stream(now, packet);
+                }
+                self.handle_stream(now, data);
+            }
+            Admission::Held | Admission::Rejected(_) => {}
+        }
+    }
+
+    fn kind_of(&self, payload_type: u8) -> PacketKind {
+        if payload_type == self.params.codec.payload_type {
+            PacketKind::Audio
+        } else if self
             .params
             .telephone_event
-            .filter(|te| te.payload_type == pt);
-        if !is_audio && te.is_none() {
-            // Comfort noise or a payload type we did not negotiate: alive,
-            // nothing to decode (RFC 3551 §3).
-            if self.latched.is_some_and(|(a, _)| a == from) {
-                self.last_rx = now;
-            }
+            .is_some_and(|te| te.payload_type == payload_type)
+        {
+            PacketKind::Event
+        } else {
+            PacketKind::Other
+        }
+    }
+
+    /// A packet of the latched source: audio to the in-band detector,
+    /// telephone-events to the RFC 4733 receiver, anything else (comfort
+    /// noise, a payload type not negotiated) only keeps the call alive
+    /// (RFC 3551 §3).
+    fn handle_stream(&mut self, now: Instant, data: &[u8]) {
+        let Ok(rtp) = RtpReader::new(data) else {
             return;
-        }
-        match self.latched {
-            // RFC 7362 §4: latch onto the first packet's real source.
-            None => self.latch(from, ssrc),
-            Some((addr, _)) if addr == from => {}
-            // A new source with a new SSRC is a re-routed caller (failover).
-            Some((_, old)) if old != ssrc => self.latch(from, ssrc),
-            Some(_) => return,
-        }
+        };
         self.last_rx = now;
         self.inactive_reported = false;
-        if te.is_some() {
-            if let Some(rx) = &mut self.events_in {
-                let h = EventHeader {
-                    ssrc,
-                    timestamp: rtp.timestamp(),
-                    marker: rtp.mark(),
-                };
-                rx.handle_packet(now, h, rtp.payload());
+        match self.kind_of(rtp.payload_type()) {
+            PacketKind::Audio => self.handle_audio(
+                now,
+                rtp.ssrc(),
+                u16::from(rtp.sequence_number()),
+                rtp.payload(),
+            ),
+            PacketKind::Event => {
+                if let Some(rx) = &mut self.events_in {
+                    let h = EventHeader {
+                        ssrc: rtp.ssrc(),
+                        timestamp: rtp.timestamp(),
+                        marker: rtp.mark(),
+                    };
+                    rx.handle_packet(now, h, rtp.payload());
+                }
             }
-        } else {
-            self.handle_audio(now, ssrc, u16::from(rtp.sequence_number()), rtp.payload());
+            PacketKind::Other => return,
         }
         self.drain_keys();
     }
 
-    fn latch(&mut self, from: SocketAddr, ssrc: u32) {
-        self.latched = Some((from, ssrc));
+    /// Our RTP and RTCP go where the latched source sends from.
+    fn latch(&mut self, from: SocketAddr) {
         self.destination = from;
         let mut rtcp = from;
         rtcp.set_port(from.port().wrapping_add(1));

@@ -24,6 +24,8 @@ fn params(law: Law, te: Option<TelephoneEvent>) -> MediaParams {
         ptime: Duration::from_millis(20),
         remote_rtp: SDP.parse().unwrap(),
         remote_rtcp: None,
+        // The caller's NATed media comes from its signalling's host.
+        signalling: Some(NAT.parse::<SocketAddr>().unwrap().ip()),
     }
 }
 
@@ -81,18 +83,27 @@ impl T {
 
     fn rtp_in(&mut self, pt: u8, ts: u32, marker: bool, payload: &[u8]) {
         self.rx_seq = self.rx_seq.wrapping_add(1);
-        let pkt = RtpPacketBuilder::new()
-            .payload_type(pt)
-            .ssrc(77)
-            .sequence(Seq::from(self.rx_seq))
-            .timestamp(ts)
-            .marked(marker)
-            .payload(payload)
-            .build()
-            .unwrap();
+        let pkt = packet(pt, 77, self.rx_seq, ts, marker, payload);
         let from = NAT.parse().unwrap();
         self.s
             .handle_input(self.now, Input::Rtp { from, data: &pkt });
+        self.drain();
+    }
+
+    /// The caller's silence, packets enough to be latched (`PROBATION`).
+    fn latch_caller(&mut self) {
+        for _ in 0..crate::media::source::PROBATION {
+            let ts = self.rx_ts;
+            self.rtp_in(8, ts, false, &[0xD5; 160]);
+            self.rx_ts = self.rx_ts.wrapping_add(160);
+        }
+    }
+
+    /// A datagram from someone else.
+    fn inject(&mut self, from: &str, pkt: &[u8]) {
+        let from = from.parse().unwrap();
+        self.s
+            .handle_input(self.now, Input::Rtp { from, data: pkt });
         self.drain();
     }
 
@@ -141,6 +152,38 @@ impl T {
             })
             .collect()
     }
+}
+
+fn packet(pt: u8, ssrc: u32, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    RtpPacketBuilder::new()
+        .payload_type(pt)
+        .ssrc(ssrc)
+        .sequence(Seq::from(seq))
+        .timestamp(ts)
+        .marked(marker)
+        .payload(payload)
+        .build()
+        .unwrap()
+}
+
+/// The RFC 4733 packets of one press of `event` (begin, updates, three
+/// ends), from sequence number `seq` on.
+fn press(event: u8, ssrc: u32, seq: u16, ts: u32) -> Vec<Vec<u8>> {
+    (0..8u16)
+        .map(|i| {
+            let end = i >= 5;
+            let duration = (160 * (i.min(5) + 1)).to_be_bytes();
+            let flags = if end { 0x8A } else { 0x0A };
+            packet(
+                101,
+                ssrc,
+                seq.wrapping_add(i),
+                ts,
+                i == 0,
+                &[event, flags, duration[0], duration[1]],
+            )
+        })
+        .collect()
 }
 
 fn tone_prompt(n: usize) -> Arc<Prompt> {
@@ -218,6 +261,12 @@ fn symmetric_rtp_latches_onto_the_callers_source() {
     t.run_to(40);
     assert_eq!(t.s.destination(), SDP.parse().unwrap());
     t.rtp_in(8, 1, true, &[0xD5; 160]);
+    assert_eq!(
+        t.s.destination(),
+        SDP.parse().unwrap(),
+        "one packet is not a run"
+    );
+    t.latch_caller();
     assert_eq!(t.s.destination(), NAT.parse().unwrap());
     t.run_to(80);
     assert_eq!(t.rtp_sent().last().unwrap().3, NAT.parse().unwrap());
@@ -360,7 +409,7 @@ fn policy_inband_off_with_telephone_event_and_one_press_once_with_always() {
 fn inactivity_ends_the_call_once_and_rtcp_reports_go_out() {
     let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
     t.run_to(10_000);
-    t.rtp_in(8, 1, true, &[0xD5; 160]); // latches; keeps the call alive
+    t.latch_caller(); // latches; keeps the call alive
     t.run_to(39_000);
     assert!(!t.events.contains(&MediaEvent::Inactive));
     // RTCP from the caller is tolerated, garbage too.
@@ -442,6 +491,125 @@ fn stop_playback_silences_the_next_frame() {
     assert!(!t.s.is_playing());
 }
 
+#[test]
+fn a_key_typed_at_once_is_not_lost_while_the_source_is_learned() {
+    // The caller's very first packets carry a tone (80 ms: the probation's
+    // four packets): held while the source is learned, replayed once the
+    // run latches it, so the detector hears the whole tone.
+    let mut rng = Rng::new(7);
+    let mut sig = Signal::default();
+    sig.key(&mut rng, '5', -10.0, ms(80)).silence(ms(200));
+    let mut t = T::new(params(Law::ALaw, None), InbandMode::Always);
+    t.audio_in(Law::ALaw, &sig.through(Law::ALaw), &[]);
+    t.run_to(1000);
+    assert_eq!(t.s.destination(), NAT.parse().unwrap());
+    assert_eq!(t.pressed(), "5");
+}
+
+#[test]
+fn media_from_an_implausible_source_is_never_read_nor_answered() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    // Before the caller: a sprayer's run of events and audio, in perfect
+    // sequence, from an address neither the SDP, the signalling nor the
+    // allow-list names.
+    let sprayer = "203.0.113.66:4000";
+    for (i, p) in press(3, 9, 1, 0).into_iter().enumerate() {
+        t.run_to(20 * i as u64);
+        t.inject(sprayer, &p);
+    }
+    for seq in 20..40u16 {
+        t.inject(sprayer, &packet(8, 9, seq, 0, false, &[0xD5; 160]));
+    }
+    assert_eq!(t.pressed(), "");
+    assert_eq!(t.s.destination(), SDP.parse().unwrap());
+    assert_eq!(t.s.rejected().implausible, 28);
+    t.run_to(500);
+    assert!(
+        t.sent
+            .iter()
+            .all(|s| s.destination != sprayer.parse().unwrap()),
+        "the sprayer hears nothing"
+    );
+}
+
+#[test]
+fn a_latched_live_stream_is_never_taken_over() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    t.latch_caller();
+    // Plausible addresses (the SDP's host, the signalling's host on
+    // another port): key events in sequence, a new SSRC, audio runs too,
+    // while the caller goes on talking.
+    for (n, sprayer) in ["192.0.2.10:40002", "198.51.100.7:5000"].iter().enumerate() {
+        let base = 1000 * n as u16;
+        for (i, p) in press(3, 0xBAD, base, 0).into_iter().enumerate() {
+            t.run_to(100 + 20 * i as u64);
+            t.inject(sprayer, &p);
+            let ts = t.rx_ts;
+            t.rtp_in(8, ts, false, &[0xD5; 160]);
+            t.rx_ts = t.rx_ts.wrapping_add(160);
+        }
+        for seq in 0..10u16 {
+            t.inject(
+                sprayer,
+                &packet(8, 0xBAD, base + 100 + seq, 0, false, &[0xD5; 160]),
+            );
+        }
+    }
+    assert_eq!(t.pressed(), "");
+    assert_eq!(t.s.destination(), NAT.parse().unwrap());
+    assert!(t.s.rejected().not_latched >= 36, "{:?}", t.s.rejected());
+}
+
+#[test]
+fn a_silent_source_gives_way_to_an_audio_run_but_never_to_key_events() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    t.latch_caller();
+    // The caller's relay fails over: silence, then the new path. Its key
+    // events alone never move the latch.
+    t.run_to(2_000);
+    let relay = "198.51.100.7:62000";
+    for p in press(7, 55, 1, 0) {
+        t.inject(relay, &p);
+    }
+    assert_eq!(t.s.destination(), NAT.parse().unwrap());
+    assert_eq!(t.pressed(), "");
+    // Its audio in sequence does, after the probation.
+    for seq in 20..20 + u16::from(crate::media::source::PROBATION) {
+        t.inject(relay, &packet(8, 55, seq, 0, false, &[0xD5; 160]));
+    }
+    assert_eq!(t.s.destination(), relay.parse().unwrap());
+    for p in press(7, 55, 30, 800) {
+        t.inject(relay, &p);
+    }
+    assert_eq!(t.pressed(), "7");
+}
+
+#[test]
+fn rtcp_from_another_host_does_not_redirect_reports() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    t.latch_caller();
+    let report = [0x80, 201, 0, 1, 0, 0, 0, 1];
+    t.s.handle_input(
+        t.now,
+        Input::Rtcp {
+            from: "203.0.113.66:4001".parse().unwrap(),
+            data: &report,
+        },
+    );
+    t.run_to(5_100);
+    let rtcp: Vec<_> = t
+        .sent
+        .iter()
+        .filter(|s| s.channel == Channel::Rtcp)
+        .collect();
+    assert!(!rtcp.is_empty());
+    assert!(
+        rtcp.iter()
+            .all(|s| s.destination == "198.51.100.7:61001".parse().unwrap()),
+        "reports go to the caller's RTP port + 1"
+    );
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
@@ -479,7 +647,7 @@ fn renegotiate_hold_resume_new_address_codec_and_ptime() {
     let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
     let id = t.s.play(tone_prompt(8000)); // 1 s
     t.run_to(100);
-    t.rtp_in(8, 1000, true, &[0xD5; 160]); // latched to NAT
+    t.latch_caller(); // latched to NAT
     assert_eq!(t.s.destination(), NAT.parse().unwrap());
     let sent_before_hold = t.rtp_sent().len();
     // Hold (RFC 3264 §8.4): nothing sent, no inactivity while on hold.

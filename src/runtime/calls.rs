@@ -63,7 +63,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -315,6 +315,8 @@ pub async fn start(
 struct Call {
     info: CallInfo,
     port: u16,
+    /// Where the INVITE came from (a plausible media source).
+    signalling: IpAddr,
     /// Sockets held between the answer and the ACK.
     sockets: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
     /// The logic's channel, once established.
@@ -469,6 +471,7 @@ impl Controller {
                 dialplan,
                 caller,
                 media: _,
+                source,
             } => {
                 if !self.logic.has_dialplan(&dialplan) {
                     tracing::warn!(%call, %dialplan, "no such dialplan; 404");
@@ -479,7 +482,7 @@ impl Controller {
                         .send(SipCommand::Reject { call, status: 404 });
                     return;
                 }
-                let Some(pair) = self.pool.allocate(self.config.bind_ip) else {
+                let Some(pair) = self.pool.allocate(self.config.bind_ip, Instant::now()) else {
                     tracing::warn!(%call, "no free RTP port; 503");
                     self.logic.call_refused(503, "rtp_ports");
                     let _ = self
@@ -499,6 +502,7 @@ impl Controller {
                             dialplan,
                         },
                         port: pair.port,
+                        signalling: source.ip(),
                         sockets: Some((pair.rtp, pair.rtcp)),
                         logic: None,
                     },
@@ -521,7 +525,7 @@ impl Controller {
                     MediaCommand::Start {
                         rtp,
                         rtcp,
-                        params: media_params(&media),
+                        params: media_params(&media, c.signalling),
                         seed: seed(),
                         sending,
                         receiving,
@@ -537,12 +541,14 @@ impl Controller {
                 self.logic.start(c.info.clone(), handle);
             }
             SipEvent::MediaChanged { call, media } => {
-                if self.calls.get(&call).is_some_and(|c| c.sockets.is_none()) {
+                if let Some(c) = self.calls.get(&call)
+                    && c.sockets.is_none()
+                {
                     let (sending, receiving) = directions(&media);
                     self.media.send(
                         call,
                         MediaCommand::Renegotiate {
-                            params: media_params(&media),
+                            params: media_params(&media, c.signalling),
                             sending,
                             receiving,
                         },
@@ -570,7 +576,7 @@ impl Controller {
                         self.media.send(call, MediaCommand::End);
                         self.closing.insert(call, c.port);
                     } else {
-                        self.pool.release(c.port);
+                        self.pool.release(c.port, Instant::now());
                     }
                     if let Some(logic) = c.logic {
                         let _ = logic.send(CallEvent::Ended(reason));
@@ -700,7 +706,7 @@ impl Controller {
     fn media_report(&mut self, call: CallId, report: MediaReport) {
         if report == MediaReport::Closed {
             if let Some(port) = self.closing.remove(&call) {
-                self.pool.release(port);
+                self.pool.release(port, Instant::now());
             }
             return;
         }
@@ -724,8 +730,9 @@ impl Controller {
     }
 }
 
-/// `sdp::Negotiated` in media terms.
-pub fn media_params(n: &Negotiated) -> MediaParams {
+/// `sdp::Negotiated` in media terms; `signalling`: where the call's
+/// INVITE came from.
+pub fn media_params(n: &Negotiated, signalling: IpAddr) -> MediaParams {
     let law = match n.codec {
         Codec::Pcma => Law::ALaw,
         Codec::Pcmu => Law::MuLaw,
@@ -744,6 +751,7 @@ pub fn media_params(n: &Negotiated) -> MediaParams {
         ptime: Duration::from_millis(u64::from(n.ptime_ms.clamp(10, 120))),
         remote_rtp: n.remote_rtp,
         remote_rtcp: None,
+        signalling: Some(signalling),
     }
 }
 
@@ -791,7 +799,7 @@ mod tests {
             ptime_ms: 30,
             direction: Direction::SendRecv,
         };
-        let p = media_params(&n);
+        let p = media_params(&n, "198.51.100.7".parse().unwrap());
         assert_eq!(p.codec.law, Law::MuLaw);
         assert_eq!(p.telephone_event.map(|t| t.payload_type), Some(96));
         assert_eq!(p.ptime, Duration::from_millis(30));

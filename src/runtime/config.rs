@@ -311,6 +311,7 @@ impl ServeSettings {
             rtcp_interval: Duration::from_secs(m.rtcp_interval_secs),
             inband: m.inband,
             cname: format!("mensa@{}", advertise.ip()),
+            media_sources: self.sip.media_networks()?.into(),
         };
         Ok(Resolved {
             endpoint,

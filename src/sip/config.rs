@@ -93,6 +93,7 @@ impl EndpointConfig {
 /// rtp_ports = "20000-29999"
 /// allowed = ["192.0.2.0/24", "127.0.0.1"]
 /// unauthorized = "forbid"            # or "drop"
+/// media_sources = ["198.51.100.0/24"] # media relays not in `allowed`
 /// max_concurrent_calls = 1000
 /// max_calls_per_second = 200
 /// min_session_expires = 90
@@ -108,6 +109,9 @@ pub struct SipSettings {
     pub rtp_ports: String,
     pub allowed: Vec<String>,
     pub unauthorized: String,
+    /// Networks a call's media may come from besides `allowed`, the SDP's
+    /// address and the signalling's (a carrier's media relays).
+    pub media_sources: Vec<String>,
     pub routes: HashMap<String, String>,
     pub default_route: Option<String>,
     pub max_concurrent_calls: usize,
@@ -126,6 +130,7 @@ impl Default for SipSettings {
             rtp_ports: "20000-29999".to_owned(),
             allowed: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
             unauthorized: "forbid".to_owned(),
+            media_sources: Vec::new(),
             routes: demo.routes,
             default_route: None,
             max_concurrent_calls: demo.max_concurrent_calls,
@@ -141,7 +146,9 @@ impl Default for SipSettings {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("sip.allowed: {0:?} is not ADDR[/PREFIX]")]
-    IpNet(String),
+    Allowed(String),
+    #[error("sip.media_sources: {0:?} is not ADDR[/PREFIX]")]
+    MediaSource(String),
     #[error("sip.unauthorized must be \"forbid\" or \"drop\", not {0:?}")]
     Unauthorized(String),
     #[error("sip.rtp_ports must be LOW-HIGH with even LOW < HIGH, not {0:?}")]
@@ -167,6 +174,20 @@ impl SipSettings {
         Ok((low, high))
     }
 
+    /// The networks a call's media may come from (besides the SDP's and the
+    /// signalling's address): `allowed` and `media_sources`.
+    pub fn media_networks(&self) -> Result<Vec<IpNet>, ConfigError> {
+        let allowed = self
+            .allowed
+            .iter()
+            .map(|s| IpNet::parse(s).ok_or_else(|| ConfigError::Allowed(s.clone())));
+        let media = self
+            .media_sources
+            .iter()
+            .map(|s| IpNet::parse(s).ok_or_else(|| ConfigError::MediaSource(s.clone())));
+        allowed.chain(media).collect()
+    }
+
     /// The endpoint's config; `advertise` defaults to `listen` when that
     /// is a concrete address (the runtime must set it when listening on
     /// 0.0.0.0). `seed`: OS randomness ([`EndpointConfig::seed`]).
@@ -174,7 +195,7 @@ impl SipSettings {
         let allowed = self
             .allowed
             .iter()
-            .map(|s| IpNet::parse(s).ok_or_else(|| ConfigError::IpNet(s.clone())))
+            .map(|s| IpNet::parse(s).ok_or_else(|| ConfigError::Allowed(s.clone())))
             .collect::<Result<Vec<_>, _>>()?;
         let unauthorized = match self.unauthorized.as_str() {
             "forbid" => Unauthorized::Forbid,
@@ -239,7 +260,7 @@ mod tests {
         let bad: Result<File, _> = toml::from_str("[sip]\nallowed = [\"10.0.0.0/99\"]");
         assert_eq!(
             bad.unwrap().sip.endpoint_config([1; 32]),
-            Err(ConfigError::IpNet("10.0.0.0/99".into()))
+            Err(ConfigError::Allowed("10.0.0.0/99".into()))
         );
         assert!(toml::from_str::<File>("[sip]\nlisten_typo = 1").is_err());
         let huge: File =

@@ -72,6 +72,9 @@ pub enum Event {
         dialplan: String,
         caller: Option<PhoneNumber>,
         media: Option<Negotiated>,
+        /// Where the INVITE came from: its host is a plausible source of
+        /// the call's media (`media::source`).
+        source: SocketAddr,
     },
     /// The ACK arrived: media may flow.
     CallEstablished { call: CallId, media: Negotiated },

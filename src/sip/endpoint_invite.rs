@@ -128,6 +128,7 @@ impl Endpoint {
                     dialplan,
                     caller,
                     media,
+                    source,
                 });
             }
         }

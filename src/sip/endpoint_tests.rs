@@ -287,11 +287,13 @@ fn basic_call_with_2xx_retransmission_until_ack_then_bye() {
             dialplan,
             caller,
             media: Some(media),
+            source,
         },
     ] = events.as_slice()
     else {
         panic!("{events:?}")
     };
+    assert_eq!(*source, PEER.parse().unwrap());
     assert_eq!(
         (
             called.as_str(),
