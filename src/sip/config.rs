@@ -7,6 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 pub use crate::net::IpNet;
 use std::time::Duration;
 
+/// Server transactions open at once by default: 16 for each of the default
+/// 1,000 calls (an INVITE, a BYE, SIP INFO keys living 32 s each), a
+/// kilobyte or two each.
+pub const DEFAULT_MAX_TRANSACTIONS: usize = 16_000;
+
 /// What to do with a request from a source not in the allow-list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unauthorized {
@@ -29,6 +34,18 @@ pub struct EndpointConfig {
     pub default_route: Option<String>,
     pub max_concurrent_calls: usize,
     pub max_calls_per_second: u32,
+    /// The same two limits for one source address (`sip::limits`): with
+    /// several trunks, set them so that none can take the whole node.
+    pub max_calls_per_source: usize,
+    pub max_calls_per_second_per_source: u32,
+    /// Server transactions open at once, in all and per source; a request
+    /// past either is dropped unanswered (a non-INVITE transaction lives
+    /// 32 s on UDP, RFC 3261 Timer J: a flood must not hold them all).
+    pub max_transactions: usize,
+    pub max_transactions_per_source: usize,
+    /// 403s per second to sources not allowed (`unauthorized = "forbid"`);
+    /// past it they are dropped, so a spoofed flood gets no echo.
+    pub max_forbidden_per_second: u32,
     /// Our Min-SE (RFC 4028 §5), at least 90 s.
     pub min_session_expires: u32,
     /// Session-Expires we ask for when the caller names none.
@@ -64,6 +81,11 @@ impl EndpointConfig {
             default_route: None,
             max_concurrent_calls: 1000,
             max_calls_per_second: 200,
+            max_calls_per_source: 1000,
+            max_calls_per_second_per_source: 200,
+            max_transactions: DEFAULT_MAX_TRANSACTIONS,
+            max_transactions_per_source: DEFAULT_MAX_TRANSACTIONS,
+            max_forbidden_per_second: 20,
             min_session_expires: 90,
             session_expires: 1800,
             answer_timeout: Duration::from_secs(30),
@@ -96,6 +118,14 @@ impl EndpointConfig {
 /// media_sources = ["198.51.100.0/24"] # media relays not in `allowed`
 /// max_concurrent_calls = 1000
 /// max_calls_per_second = 200
+/// max_calls_per_source = 1000        # default: max_concurrent_calls
+/// max_calls_per_second_per_source = 200  # default: max_calls_per_second
+/// max_transactions = 16000
+/// max_transactions_per_source = 16000    # default: max_transactions
+/// max_forbidden_per_second = 20
+/// tcp_max_connections = 1024
+/// tcp_max_connections_per_source = 64
+/// tcp_idle_timeout_secs = 120
 /// min_session_expires = 90
 /// session_expires = 1800
 /// [sip.routes]
@@ -116,6 +146,19 @@ pub struct SipSettings {
     pub default_route: Option<String>,
     pub max_concurrent_calls: usize,
     pub max_calls_per_second: u32,
+    /// `None`: as `max_concurrent_calls`.
+    pub max_calls_per_source: Option<usize>,
+    /// `None`: as `max_calls_per_second`.
+    pub max_calls_per_second_per_source: Option<u32>,
+    pub max_transactions: usize,
+    /// `None`: as `max_transactions`.
+    pub max_transactions_per_source: Option<usize>,
+    pub max_forbidden_per_second: u32,
+    /// SIP over TCP (`runtime::sip`): connections at once, in all and per
+    /// source, and how long one may stay silent without a call on it.
+    pub tcp_max_connections: usize,
+    pub tcp_max_connections_per_source: usize,
+    pub tcp_idle_timeout_secs: u64,
     pub min_session_expires: u32,
     pub session_expires: u32,
     pub answer_timeout_secs: u64,
@@ -135,6 +178,14 @@ impl Default for SipSettings {
             default_route: None,
             max_concurrent_calls: demo.max_concurrent_calls,
             max_calls_per_second: demo.max_calls_per_second,
+            max_calls_per_source: None,
+            max_calls_per_second_per_source: None,
+            max_transactions: demo.max_transactions,
+            max_transactions_per_source: None,
+            max_forbidden_per_second: demo.max_forbidden_per_second,
+            tcp_max_connections: 1024,
+            tcp_max_connections_per_source: 64,
+            tcp_idle_timeout_secs: 120,
             min_session_expires: demo.min_session_expires,
             session_expires: demo.session_expires,
             answer_timeout_secs: demo.answer_timeout.as_secs(),
@@ -159,6 +210,10 @@ pub enum ConfigError {
     SessionExpires,
     #[error("sip.answer_timeout_secs must be from 1 to 600")]
     AnswerTimeout,
+    #[error(
+        "sip: the call, transaction and TCP connection limits must be above 0, and tcp_idle_timeout_secs from 1 to 86400"
+    )]
+    Limits,
 }
 
 impl SipSettings {
@@ -212,6 +267,28 @@ impl SipSettings {
             return Err(ConfigError::AnswerTimeout);
         }
         self.rtp_port_range()?;
+        let per_source_calls = self
+            .max_calls_per_source
+            .unwrap_or(self.max_concurrent_calls);
+        let per_source_rate = self
+            .max_calls_per_second_per_source
+            .unwrap_or(self.max_calls_per_second);
+        let per_source_transactions = self
+            .max_transactions_per_source
+            .unwrap_or(self.max_transactions);
+        if [
+            per_source_calls,
+            self.max_transactions,
+            per_source_transactions,
+            self.tcp_max_connections,
+            self.tcp_max_connections_per_source,
+        ]
+        .contains(&0)
+            || per_source_rate == 0
+            || !(1..=86_400).contains(&self.tcp_idle_timeout_secs)
+        {
+            return Err(ConfigError::Limits);
+        }
         Ok(EndpointConfig {
             advertise: self.advertise.unwrap_or(self.listen),
             allowed,
@@ -220,6 +297,11 @@ impl SipSettings {
             default_route: self.default_route.clone(),
             max_concurrent_calls: self.max_concurrent_calls,
             max_calls_per_second: self.max_calls_per_second,
+            max_calls_per_source: per_source_calls,
+            max_calls_per_second_per_source: per_source_rate,
+            max_transactions: self.max_transactions,
+            max_transactions_per_source: per_source_transactions,
+            max_forbidden_per_second: self.max_forbidden_per_second,
             min_session_expires: self.min_session_expires,
             session_expires: self.session_expires,
             answer_timeout: Duration::from_secs(self.answer_timeout_secs),

@@ -31,11 +31,13 @@ use rand::{RngCore, SeedableRng};
 use super::config::{EndpointConfig, Unauthorized};
 use super::dialog::{CallId, Dialog, DialogState, Retransmit, SessionTimer};
 use super::headers::HeaderName;
+use super::limits::{Dropped, RatePerSource, SourceCounts, TokenBucket};
 use super::message::{
     self, Framing, Message, Method, ParseError, Parsed, ReplyHead, Request, Response,
 };
 use super::print::ResponseBuilder;
 use super::sdp::{LocalSession, Negotiated};
+use super::tables::TransactionTable;
 use super::transaction::{Matched, ServerTransaction, TransactionEvent, TransactionKey};
 use super::transport::{Transmit, Transport, response_destination, stamp_top_via};
 use super::uri::Uri;
@@ -105,6 +107,10 @@ pub enum RefusedBecause {
     Capacity,
     /// 503: more than `max_calls_per_second` INVITEs in the last second.
     Rate,
+    /// 503: the source has its `max_calls_per_source` calls up.
+    SourceCapacity,
+    /// 503: the source sent more than `max_calls_per_second_per_source`.
+    SourceRate,
     /// 404: no route for the number called.
     NoRoute,
     /// Anything else about the request itself: its body, its offer, its
@@ -120,6 +126,8 @@ impl RefusedBecause {
             RefusedBecause::Overloaded => "overloaded",
             RefusedBecause::Capacity => "capacity",
             RefusedBecause::Rate => "rate",
+            RefusedBecause::SourceCapacity => "source_capacity",
+            RefusedBecause::SourceRate => "source_rate",
             RefusedBecause::NoRoute => "no_route",
             RefusedBecause::Request => "request",
         }
@@ -178,7 +186,14 @@ pub struct Endpoint {
     /// The calls the node learned it can carry (`media::overload::CallLimit`):
     /// past it, new calls are refused as when overloaded.
     pub(crate) call_limit: Option<usize>,
-    pub(crate) transactions: HashMap<TransactionKey, ServerTransaction>,
+    pub(crate) transactions: TransactionTable,
+    /// Dialogs (calls) per source address, in step with `dialogs`.
+    pub(crate) calls_by_source: SourceCounts,
+    /// New calls per second per source.
+    pub(crate) invites_by_source: RatePerSource,
+    /// 403s to sources not allowed; created at the first.
+    forbidden: Option<TokenBucket>,
+    pub(crate) dropped: Dropped,
     pub(crate) dialogs: HashMap<CallId, Dialog>,
     /// (Call-ID, our tag) → call, for in-dialog requests (§12.2.2).
     pub(crate) by_tag: HashMap<(String, String), CallId>,
@@ -188,6 +203,8 @@ pub struct Endpoint {
     /// requests (§8.2.2.2).
     pub(crate) by_origin: HashMap<(String, String, u32), CallId>,
     pub(crate) recent_invites: VecDeque<Instant>,
+    /// The last INVITE checked found `max_calls_per_second` reached.
+    pub(crate) over_rate: bool,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
     /// Deadlines of transactions and dialogs, earliest first, so that a
@@ -199,6 +216,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(config: EndpointConfig) -> Endpoint {
+        let invite_rate = config.max_calls_per_second_per_source;
         Endpoint {
             rng: StdRng::from_seed(config.seed),
             config,
@@ -206,12 +224,17 @@ impl Endpoint {
             draining: false,
             overloaded: false,
             call_limit: None,
-            transactions: HashMap::new(),
+            transactions: TransactionTable::default(),
+            calls_by_source: SourceCounts::default(),
+            invites_by_source: RatePerSource::new(invite_rate),
+            forbidden: None,
+            dropped: Dropped::default(),
             dialogs: HashMap::new(),
             by_tag: HashMap::new(),
             by_invite: HashMap::new(),
             by_origin: HashMap::new(),
             recent_invites: VecDeque::new(),
+            over_rate: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -274,6 +297,26 @@ impl Endpoint {
             source,
             bytes,
         } = input;
+        // The allow-list before any parsing: a scanner or a flood from
+        // outside costs a comparison, and is answered (403) only within a
+        // budget, so a spoofed source gets no stream of echoes.
+        if !self.config.is_allowed(source.ip()) {
+            self.dropped.not_allowed += 1;
+            if self.config.unauthorized == Unauthorized::Forbid
+                && self
+                    .forbidden
+                    .get_or_insert_with(|| {
+                        TokenBucket::new(self.config.max_forbidden_per_second, now)
+                    })
+                    .take(now)
+            {
+                self.forbid(transport, source, bytes);
+            } else {
+                // debug, not info: scanners would flood the log.
+                tracing::debug!(%source, "SIP from a source not allowed; dropped");
+            }
+            return;
+        }
         let framing = match transport {
             Transport::Udp => Framing::Datagram,
             Transport::Tcp => Framing::Stream,
@@ -296,9 +339,6 @@ impl Endpoint {
                 mut head,
                 ..
             }) => {
-                if !self.config.is_allowed(source.ip()) {
-                    return;
-                }
                 tracing::debug!(%source, status, reason, "malformed SIP request");
                 stamp_top_via(&mut head, source);
                 let to_tag = self.random_tag();
@@ -317,6 +357,40 @@ impl Endpoint {
                 tracing::debug!(%source, "incomplete SIP message dropped")
             }
         }
+    }
+
+    /// What was dropped or refused for a limit since the start.
+    pub fn dropped(&self) -> Dropped {
+        self.dropped
+    }
+
+    /// 403 to a request from a source not allowed (RFC 3261 §8.2.1 lets a
+    /// UAS refuse anyone); anything else it sent is dropped.
+    fn forbid(&mut self, transport: Transport, source: SocketAddr, bytes: &[u8]) {
+        let framing = match transport {
+            Transport::Udp => Framing::Datagram,
+            Transport::Tcp => Framing::Stream,
+        };
+        let Ok(Parsed {
+            message: Message::Request(mut request),
+            ..
+        }) = message::parse(bytes, framing)
+        else {
+            return;
+        };
+        if request.method == Method::Ack {
+            return;
+        }
+        stamp_top_via(&mut request.head, source);
+        let tag = self.random_tag();
+        let bytes = ResponseBuilder::new(&request.head, 403, Some(&tag)).to_bytes();
+        let destination = response_destination(&request.head.top_via, transport, source);
+        self.dropped.forbidden += 1;
+        self.transmits.push_back(Transmit {
+            transport,
+            destination,
+            bytes,
+        });
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -506,26 +580,6 @@ impl Endpoint {
         source: SocketAddr,
         mut request: Request,
     ) {
-        if !self.config.is_allowed(source.ip()) {
-            // debug, not info: scanners would flood the log.
-            tracing::debug!(%source, method = request.method.as_str(), "SIP request from a source not allowed");
-            match (self.config.unauthorized, &request.method) {
-                (Unauthorized::Drop, _) | (Unauthorized::Forbid, Method::Ack) => return,
-                (Unauthorized::Forbid, _) => {
-                    stamp_top_via(&mut request.head, source);
-                    let tag = self.random_tag();
-                    let bytes = ResponseBuilder::new(&request.head, 403, Some(&tag)).to_bytes();
-                    let destination =
-                        response_destination(&request.head.top_via, transport, source);
-                    self.transmits.push_back(Transmit {
-                        transport,
-                        destination,
-                        bytes,
-                    });
-                    return;
-                }
-            }
-        }
         stamp_top_via(&mut request.head, source);
         let key = TransactionKey::of(&request);
         if let Method::Ack = request.method {
@@ -538,10 +592,23 @@ impl Endpoint {
             self.drain_transaction(&key);
             return;
         }
+        // A new transaction: within the node's budget and the source's,
+        // else dropped unanswered (a 503 would open one too).
+        if self.transactions.len() >= self.config.max_transactions {
+            self.dropped.transactions += 1;
+            tracing::debug!(%source, "transaction limit reached; request dropped");
+            return;
+        }
+        if self.transactions.opened_by(source.ip()) >= self.config.max_transactions_per_source {
+            self.dropped.source_transactions += 1;
+            tracing::debug!(%source, "the source's transaction limit reached; request dropped");
+            return;
+        }
         let destination = response_destination(&request.head.top_via, transport, source);
         self.transactions.insert(
             key.clone(),
             ServerTransaction::new(&request.method, transport, destination),
+            source.ip(),
         );
         self.on_new_request(now, &request, transport, source, &key);
     }
@@ -850,6 +917,7 @@ impl Endpoint {
 
     pub(crate) fn remove_dialog(&mut self, call: CallId) {
         if let Some(d) = self.dialogs.remove(&call) {
+            self.calls_by_source.remove(d.peer.ip());
             self.by_tag.remove(&(d.call_id, d.local_tag));
             self.by_invite.remove(&d.invite_key);
             self.by_origin.remove(&d.origin);

@@ -48,9 +48,9 @@ impl Endpoint {
         if self.by_origin.contains_key(&origin) {
             return self.respond(now, key, &r.head, 482, &[]);
         }
-        match self.check_invite(now, r) {
+        match self.check_invite(now, r, source) {
             Err((status, headers)) => {
-                let reason = self.refused_because(status);
+                let reason = self.refused_because(status, source);
                 self.events.push_back(Event::CallRefused { status, reason });
                 self.respond(now, key, &r.head, status, &headers)
             }
@@ -103,6 +103,7 @@ impl Endpoint {
                     refresh: None,
                 };
                 self.dialogs.insert(call, dialog);
+                self.calls_by_source.add(source.ip());
                 self.touched.push(call);
                 self.by_tag.insert((r.call_id.clone(), local_tag), call);
                 self.by_invite.insert(key.clone(), call);
@@ -136,20 +137,32 @@ impl Endpoint {
 
     /// Why [`Endpoint::check_invite`] just answered `status`: the same
     /// state it looked at, in the same order.
-    fn refused_because(&self, status: u16) -> RefusedBecause {
+    fn refused_because(&self, status: u16, source: SocketAddr) -> RefusedBecause {
         match status {
             503 if self.draining => RefusedBecause::Draining,
             503 if self.overloaded => RefusedBecause::Overloaded,
             503 if self.at_capacity() => RefusedBecause::Capacity,
             503 if self.at_call_limit() => RefusedBecause::Overloaded,
-            503 => RefusedBecause::Rate,
+            503 if self.source_at_capacity(source) => RefusedBecause::SourceCapacity,
+            503 if self.over_rate => RefusedBecause::Rate,
+            503 => RefusedBecause::SourceRate,
             404 => RefusedBecause::NoRoute,
             _ => RefusedBecause::Request,
         }
     }
 
+    /// `source` has its `max_calls_per_source` calls up.
+    fn source_at_capacity(&self, source: SocketAddr) -> bool {
+        self.calls_by_source.of(source.ip()) >= self.config.max_calls_per_source
+    }
+
     /// The reasons to refuse an INVITE, in the order a trunk expects them.
-    fn check_invite(&mut self, now: Instant, r: &Request) -> Result<AcceptedInvite, Refusal> {
+    fn check_invite(
+        &mut self,
+        now: Instant,
+        r: &Request,
+        source: SocketAddr,
+    ) -> Result<AcceptedInvite, Refusal> {
         // §8.2.3: a body we cannot read → 415 with what we accept.
         let Ok(sdp_body) = r.sdp_body() else {
             return Err((415, vec![("Accept", "application/sdp".to_owned())]));
@@ -175,8 +188,14 @@ impl Endpoint {
         {
             self.recent_invites.pop_front();
         }
-        let over_rate = self.recent_invites.len() >= self.config.max_calls_per_second as usize;
-        if self.refusing_new_calls() || over_rate {
+        self.over_rate = self.recent_invites.len() >= self.config.max_calls_per_second as usize;
+        // The source's budgets last: a token is taken only from an INVITE
+        // the node could otherwise take.
+        if self.refusing_new_calls()
+            || self.over_rate
+            || self.source_at_capacity(source)
+            || !self.invites_by_source.allow(source.ip(), now)
+        {
             return Err((503, vec![("Retry-After", "5".to_owned())]));
         }
         // The Request-URI's number, else To's (RFC 3261 §8.2.2.1 lets a UAS

@@ -1155,3 +1155,135 @@ fn listening_on_port_zero_advertises_the_port_bound() {
         .unwrap();
     assert!(text(&h.drain()[0]).contains("Contact: <sip:198.51.100.7:5060>"));
 }
+
+/// A source outside the allow-list costs no parse: nothing comes of it but
+/// a 403 within `max_forbidden_per_second`, then silence; every datagram
+/// is counted.
+#[test]
+fn sources_not_allowed_are_refused_within_a_budget_then_dropped() {
+    let mut c = EndpointConfig::demo("198.51.100.7:5060".parse().unwrap(), 1);
+    c.max_forbidden_per_second = 3;
+    let mut h = Harness::new(c);
+    let options = |i: u32| request("OPTIONS", &format!("o{i}"), i, "", "", "");
+    let answers: Vec<u16> = (0..10)
+        .flat_map(|i| statuses(&h.send(&options(i))))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![403, 403, 403],
+        "a burst of the budget, no more"
+    );
+    // Bytes that do not even parse are dropped too, counted, unanswered.
+    assert!(h.send_from(PEER, b"\x00\x01garbage").is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        statuses(&h.send(&options(11))),
+        vec![403],
+        "the budget refills"
+    );
+    assert_eq!(
+        h.ep.dropped(),
+        crate::sip::limits::Dropped {
+            not_allowed: 12,
+            forbidden: 4,
+            ..Default::default()
+        }
+    );
+    assert!(h.ep.transactions.is_empty(), "no state for them");
+    assert!(h.take_events().is_empty());
+}
+
+/// One source cannot hold every transaction: past its budget its new
+/// requests are dropped unanswered, its retransmissions are still
+/// absorbed, and another source is answered.
+#[test]
+fn a_source_cannot_take_every_transaction() {
+    let mut c = config();
+    c.max_transactions = 8;
+    c.max_transactions_per_source = 5;
+    let mut h = Harness::new(c);
+    let options = |i: u32| request("OPTIONS", &format!("t{i}"), i, "", "", "");
+    let from_peer: Vec<u16> = (0..8)
+        .flat_map(|i| statuses(&h.send(&options(i))))
+        .collect();
+    assert_eq!(from_peer, vec![200; 5]);
+    assert_eq!(h.ep.dropped().source_transactions, 3);
+    // A retransmission of an open one is answered again, statelessly for us.
+    assert_eq!(statuses(&h.send(&options(0))), vec![200]);
+    let other = "192.0.2.99:5060";
+    let from_other: Vec<u16> = (10..14)
+        .flat_map(|i| statuses(&h.send_from(other, options(i).as_bytes())))
+        .collect();
+    assert_eq!(from_other, vec![200; 3], "the node's budget: 8 in all");
+    assert_eq!(h.ep.dropped().transactions, 1);
+    // Timer J frees them (32 s on UDP): budgets come back.
+    h.advance(Duration::from_secs(33));
+    assert!(h.ep.transactions.is_empty());
+    assert_eq!(statuses(&h.send(&options(20))), vec![200]);
+}
+
+/// Calls and new calls per second are budgeted per source: one trunk at
+/// its limits leaves the others theirs (503 with its own reason).
+#[test]
+fn calls_and_call_rate_are_budgeted_per_source() {
+    let mut c = config();
+    c.max_calls_per_source = 2;
+    c.max_calls_per_second_per_source = 3;
+    let mut h = Harness::new(c);
+    let call = |i: u32| {
+        request("INVITE", &format!("s{i}"), 1, "", "", SDP).replace("c1@", &format!("s{i}@"))
+    };
+    let refused = |h: &mut Harness| -> Vec<RefusedBecause> {
+        h.take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::CallRefused { reason, .. } => Some(reason),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(statuses(&h.send(&call(1))), vec![100]);
+    assert_eq!(statuses(&h.send(&call(2))), vec![100]);
+    assert_eq!(statuses(&h.send(&call(3))), vec![503]);
+    assert_eq!(refused(&mut h), vec![RefusedBecause::SourceCapacity]);
+    let other = "192.0.2.77:5060";
+    assert_eq!(
+        statuses(&h.send_from(other, call(4).as_bytes())),
+        vec![100],
+        "another source has its own budget"
+    );
+    // The rate: the other source's fourth new call in a second.
+    for i in 5..7 {
+        let out = h.send_from(other, call(i).as_bytes());
+        let call_id = match h.take_events().pop() {
+            Some(Event::IncomingCall { call, .. }) => call,
+            e => panic!("{e:?} {out:?}"),
+        };
+        h.ep.reject(h.now, call_id, 486).unwrap();
+        h.drain();
+    }
+    assert_eq!(statuses(&h.send_from(other, call(7).as_bytes())), vec![503]);
+    assert_eq!(refused(&mut h), vec![RefusedBecause::SourceRate]);
+    h.advance(Duration::from_secs(1));
+    assert_eq!(statuses(&h.send_from(other, call(8).as_bytes())), vec![100]);
+}
+
+/// Tags come from a CSPRNG seeded per endpoint: long, and nothing about
+/// one endpoint's tags tells another's.
+#[test]
+fn tags_are_long_and_unrelated_across_seeds() {
+    let tags = |seed: u64| {
+        let mut c = EndpointConfig::demo("198.51.100.7:5060".parse().unwrap(), seed);
+        c.max_forbidden_per_second = 100;
+        let mut h = Harness::new(c);
+        (0..5)
+            .map(|i| to_tag(&h.send(&request("OPTIONS", &format!("g{i}"), i, "", "", ""))[0]))
+            .collect::<Vec<String>>()
+    };
+    let (a, b) = (tags(1), tags(2));
+    assert!(a.iter().all(|t| t.len() >= 24), "{a:?}");
+    assert!(a.iter().all(|t| !b.contains(t)));
+    let mut unique = a.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), a.len());
+}
