@@ -1058,7 +1058,7 @@ async fn statements_follow_the_entes_new_year(api: Api) {
             None,
         )
         .await;
-    assert_problem(&far, StatusCode::BAD_REQUEST, "malformed-request");
+    assert_problem(&far, StatusCode::UNPROCESSABLE_ENTITY, "date-out-of-reach");
 }
 
 async fn top_ups_without_pagopa_settings_are_unavailable(api: Api) {

@@ -60,12 +60,12 @@ impl Store {
         date: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<ClosingOutcome, StoreError> {
+        let day = date_text(date)?;
         let mut tx = self.write.begin().await?;
         let settings = load_settings(&mut tx).await?;
         if settings.is_open(date, now) {
             return Ok(ClosingOutcome::NotYet { date });
         }
-        let day = date_text(date)?;
         // Close the day's row first: this waits for changes still holding
         // it, and makes a second closing find it closed. It says which
         // clock closed it, for `serve`'s guard against mixing clocks
