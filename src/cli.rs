@@ -7,11 +7,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::bookings::{CancelCode, Clock, DayStatus, RuleContext, ServiceCalendar, UserCode};
+use crate::bookings::{
+    CancelCode, Clock, ClockKind, DateError, DayStatus, Reach, RuleContext, ServiceCalendar,
+    UserCode,
+};
 use crate::runtime::{self, ShiftedClock, SystemClock};
 use crate::store::{ClosingOutcome, Store};
 
@@ -73,21 +76,24 @@ enum Command {
     },
     /// Close a day now (R10): freeze it and charge the meals. Idempotent.
     CloseDay {
+        /// YYYY-MM-DD, in the school calendar's reach.
         #[arg(long)]
-        date: NaiveDate,
+        date: String,
     },
     /// The kitchen report of a day: per school and class.
     Kitchen {
+        /// YYYY-MM-DD, in the school calendar's reach.
         #[arg(long)]
-        date: NaiveDate,
+        date: String,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
     /// The phone calls of a day (R12): caller, number, times, codes tried
     /// (redacted), operations and their results.
     Calls {
+        /// YYYY-MM-DD, in the school calendar's reach.
         #[arg(long)]
-        date: NaiveDate,
+        date: String,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -102,8 +108,15 @@ enum Command {
     /// daily closing (docs/deployment.md).
     Serve {
         /// Start the clock at this local time ("YYYY-MM-DD HH:MM") and run on.
+        /// Refused on a database with days closed under the real clock,
+        /// unless --now-on-real-data.
         #[arg(long)]
         now: Option<String>,
+        /// Run --now even on a database with days closed under the real
+        /// clock: the clock set by hand will close and charge every day up
+        /// to its date, irreversibly.
+        #[arg(long, requires = "now")]
+        now_on_real_data: bool,
         /// Import the built-in demo data into a fresh database first.
         #[arg(long)]
         demo: bool,
@@ -309,6 +322,7 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
         } => phone_target(out, &open(url).await?, &cancel_code, &at, format).await,
         Command::CloseDay { date } => {
             let store = open(url).await?;
+            let date = flag_date(&store.reach().await?, "--date", &date)?;
             let outcome = store.close_day(date, SystemClock.now()).await?;
             match outcome {
                 ClosingOutcome::Closed {
@@ -326,13 +340,14 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Calls { date, format } => calls(out, &open(url).await?, date, format).await,
-        Command::Kitchen { date, format } => kitchen(out, &open(url).await?, date, format).await,
+        Command::Calls { date, format } => calls(out, &open(url).await?, &date, format).await,
+        Command::Kitchen { date, format } => kitchen(out, &open(url).await?, &date, format).await,
         Command::Ledger { user_code, format } => {
             ledger(out, &open(url).await?, &user_code, format).await
         }
         Command::Serve {
             now,
+            now_on_real_data,
             demo,
             config,
             sip_listen,
@@ -350,7 +365,11 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
                 operator_token: operator_token.filter(|t| !t.trim().is_empty()),
                 ..Default::default()
             };
-            serve(url, now, demo, config, overrides, http_listen, api).await
+            let clock = ClockArgs {
+                now,
+                on_real_data: now_on_real_data,
+            };
+            serve(url, clock, demo, config, overrides, http_listen, api).await
         }
         Command::DtmfPcap(args) => dtmf_pcap(out, &args),
         Command::Load(args) => load(out, *args).await,
@@ -599,13 +618,12 @@ async fn calendar(
     month: &str,
     format: Format,
 ) -> Result<ExitCode> {
-    let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
-        .map_err(|_| anyhow!("--month {month:?} is not YYYY-MM"))?;
-    let last = first
-        .checked_add_months(chrono::Months::new(1))
-        .and_then(|d| d.pred_opt())
-        .ok_or_else(|| anyhow!("--month {month:?} is out of range"))?;
     let child = child_by_user_code(store, user_code).await?;
+    let (first, last) = store
+        .child_reach(&child)
+        .await?
+        .parse_month(month)
+        .map_err(|e| anyhow!("--month: {e}"))?;
     let days = store
         .calendar(&child, first, last, SystemClock.now())
         .await?;
@@ -659,11 +677,33 @@ async fn calendar(
     Ok(ExitCode::SUCCESS)
 }
 
-/// "YYYY-MM-DD HH:MM" local to the ente, as an instant.
-fn parse_local(settings: &crate::bookings::EnteSettings, text: &str) -> Result<DateTime<Utc>> {
-    let naive = NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M")
-        .map_err(|_| anyhow!("{text:?} is not a local time \"YYYY-MM-DD HH:MM\""))?;
-    Ok(settings.instant(naive))
+/// A date flag (`--date`) read against `reach` (`bookings::reach`): no
+/// date, or one out of reach, is an error that names the flag.
+fn flag_date(reach: &Reach, flag: &str, text: &str) -> Result<NaiveDate> {
+    reach.parse_date(text).map_err(|e| anyhow!("{flag}: {e}"))
+}
+
+/// "YYYY-MM-DD HH:MM" local to the ente, its date in `reach`.
+fn parse_local_naive(reach: &Reach, flag: &str, text: &str) -> Result<NaiveDateTime> {
+    let malformed = || anyhow!("{flag}: {text:?} is not a local time \"YYYY-MM-DD HH:MM\"");
+    let (date, time) = text.trim().split_once(' ').ok_or_else(malformed)?;
+    let time = NaiveTime::parse_from_str(time.trim(), "%H:%M").map_err(|_| malformed())?;
+    let date = match reach.parse_date(date) {
+        Ok(date) => date,
+        Err(DateError::Malformed { .. }) => return Err(malformed()),
+        Err(e @ DateError::OutOfReach(_)) => bail!("{flag}: {e}"),
+    };
+    Ok(date.and_time(time))
+}
+
+/// [`parse_local_naive`] as the instant it is for the ente.
+fn parse_local(
+    settings: &crate::bookings::EnteSettings,
+    reach: &Reach,
+    flag: &str,
+    text: &str,
+) -> Result<DateTime<Utc>> {
+    Ok(settings.instant(parse_local_naive(reach, flag, text)?))
 }
 
 async fn phone_target(
@@ -674,12 +714,12 @@ async fn phone_target(
     format: Format,
 ) -> Result<ExitCode> {
     let settings = store.settings().await?;
-    let now = parse_local(&settings, at)?;
     let code = CancelCode::parse(code)?;
     let Some(child) = store.child_by_cancel_code(&code).await? else {
         bail!("no child with that cancel code");
     };
     let school = store.school_calendar(&child.school).await?;
+    let now = parse_local(&settings, &Reach::of_school(&school), "--at", at)?;
     let window_open = settings.phone_window_open(now);
     let rules = RuleContext {
         settings: &settings,
@@ -720,12 +760,8 @@ async fn phone_target(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn kitchen(
-    out: &mut String,
-    store: &Store,
-    date: NaiveDate,
-    format: Format,
-) -> Result<ExitCode> {
+async fn kitchen(out: &mut String, store: &Store, date: &str, format: Format) -> Result<ExitCode> {
+    let date = flag_date(&store.reach().await?, "--date", date)?;
     let report = store.kitchen_report(date).await?;
     match format {
         Format::Json => outln!(out, "{}", serde_json::to_string(&report)?),
@@ -822,12 +858,8 @@ async fn ledger(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn calls(
-    out: &mut String,
-    store: &Store,
-    date: NaiveDate,
-    format: Format,
-) -> Result<ExitCode> {
+async fn calls(out: &mut String, store: &Store, date: &str, format: Format) -> Result<ExitCode> {
+    let date = flag_date(&store.reach().await?, "--date", date)?;
     let settings = store.settings().await?;
     let from = settings.instant(date.and_time(chrono::NaiveTime::MIN));
     let next = date
@@ -931,17 +963,32 @@ pub fn demo_data(today: NaiveDate) -> String {
         .replace("{Y}", &year.to_string())
 }
 
+/// `serve`'s clock flags.
+struct ClockArgs {
+    /// `--now`: the local time the clock starts at.
+    now: Option<String>,
+    /// `--now-on-real-data`.
+    on_real_data: bool,
+}
+
 async fn serve(
     url: Option<String>,
-    now: Option<String>,
+    clock_args: ClockArgs,
     demo: bool,
     config: Option<PathBuf>,
     overrides: runtime::config::Overrides,
     http_listen: std::net::SocketAddr,
     api: crate::api::ApiConfig,
 ) -> Result<ExitCode> {
-    // The config and the prompts first: a mistake there stops us before
-    // anything is opened.
+    // The config, the prompts and --now first: a mistake there stops us
+    // before anything is opened. --now is read within the frame here (the
+    // demo's school year is made from it) and against the schools' reach
+    // once they are known.
+    let now_local = clock_args
+        .now
+        .as_deref()
+        .map(|text| parse_local_naive(&Reach::FRAME, "--now", text))
+        .transpose()?;
     let mut settings = runtime::config::ServeSettings::load(config.as_deref())?;
     settings.apply(&overrides);
     let resolved = settings.resolve(rand::random())?;
@@ -980,7 +1027,9 @@ async fn serve(
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
     let mut clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let demo_text = demo.then(|| demo_data(clock.now().date_naive()));
+    // The demo's school year is the one of the clock it will run under.
+    let demo_today = now_local.map_or_else(|| clock.now().date_naive(), |local| local.date());
+    let demo_text = demo.then(|| demo_data(demo_today));
     if let Some(text) = &demo_text {
         let mut report = String::new();
         let imported = import_text(&mut report, &store, text, "demo data").await?;
@@ -990,8 +1039,23 @@ async fn serve(
         }
     }
     let settings_db = store.settings().await?;
-    if let Some(now) = now {
-        clock = Arc::new(ShiftedClock::starting_at(parse_local(&settings_db, &now)?));
+    // Before anything runs under it: a clock set by hand closes and
+    // charges days, so it must not meet real closings, nor the real clock
+    // closings made ahead of it (runtime::clock::check_clocks).
+    let closings = store.closings_by_clock(SystemClock.now()).await?;
+    runtime::clock::check_clocks(clock_args.now.is_some(), clock_args.on_real_data, &closings)?;
+    let mut store = store;
+    if let Some(text) = &clock_args.now {
+        let reach = store.reach().await?;
+        let start = parse_local(&settings_db, &reach, "--now", text)?;
+        clock = Arc::new(ShiftedClock::starting_at(start));
+        store = store.under_clock(ClockKind::Shifted);
+        if closings.last_real.is_some() {
+            tracing::warn!(
+                "--now-on-real-data: a clock set by hand runs on a database closed under the real \
+                 clock; it will close and charge every day up to its date"
+            );
+        }
     }
     // Signal handlers first: a SIGTERM right after "serving" must stop us
     // gracefully, not kill us.

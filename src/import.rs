@@ -16,10 +16,11 @@ use chrono::{NaiveDate, NaiveTime};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::bookings::reach::school_year_problem;
 use crate::bookings::settings::PagoPaSettings;
 use crate::bookings::{
-    CancelCode, Cents, ClassId, Closure, Diet, EnteSettings, FiscalCode, LateRequestPolicy,
-    Password, PhoneNumber, SchoolCalendar, SchoolId, UserCode, Weekdays,
+    CancelCode, Cents, ClassId, Closure, DateError, Diet, EnteSettings, FiscalCode,
+    LateRequestPolicy, Password, PhoneNumber, Reach, SchoolCalendar, SchoolId, UserCode, Weekdays,
 };
 
 /// A validated import file.
@@ -228,9 +229,14 @@ impl Checker<'_> {
         }
     }
 
+    /// A date of the file: within [`Reach::FRAME`] (the narrower checks,
+    /// school year and reach, come after); too far for any calendar is out
+    /// of reach, not a typo.
     fn date(&mut self, place: &str, field: &str, text: &str) -> Option<NaiveDate> {
-        let parsed = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-            .map_err(|_| format!("{field} {text:?} is not a date (YYYY-MM-DD)"));
+        let parsed = Reach::FRAME.parse_date(text).map_err(|e| match e {
+            DateError::Malformed { .. } => format!("{field} {text:?} is not a date (YYYY-MM-DD)"),
+            DateError::OutOfReach(e) => format!("{field}: {e}"),
+        });
         self.check(place, parsed)
     }
 
@@ -274,6 +280,8 @@ pub fn parse(text: &str) -> Result<ImportData, Vec<Problem>> {
     let schools = check_schools(&mut c, &raw.schools);
     let adults = check_adults(&mut c, &raw.parents);
     let children = check_children(&mut c, &raw.children, &schools, &adults);
+    // News is about the file's schools: their reach (bookings::reach).
+    let reach = Reach::of_schools(schools.iter().map(|s| &s.calendar));
     let news = raw
         .news
         .iter()
@@ -281,8 +289,10 @@ pub fn parse(text: &str) -> Result<ImportData, Vec<Problem>> {
         .filter_map(|(i, n)| {
             let place = c.place(n.span(), &format!("news[{i}]"));
             let n = n.get_ref();
+            let date = c.date(&place, "date", &n.date)?;
+            let date = c.check(&place, reach.check(date).map_err(|e| format!("date: {e}")))?;
             Some(NewsData {
-                date: c.date(&place, "date", &n.date)?,
+                date,
                 title: n.title.trim().to_string(),
                 body: n.body.clone(),
             })
@@ -402,8 +412,10 @@ fn check_schools(c: &mut Checker<'_>, raw: &[Spanned<RawSchool>]) -> Vec<SchoolD
         let (Some(start), Some(end), Some(weekdays)) = (start, end, weekdays) else {
             continue;
         };
-        if end < start {
-            c.problem(&place, "year_end is before year_start");
+        // Within the frame and at most a year long: the reach of every
+        // date about this school is a year around it (bookings::reach).
+        if let Some(problem) = school_year_problem(start, end) {
+            c.problem(&place, problem);
         }
         let mut closures = Vec::new();
         for (j, cl) in s.closures.iter().enumerate() {
@@ -693,6 +705,62 @@ mod tests {
             );
         }
         assert_eq!(found.len(), expect.len(), "{found:#?}");
+    }
+
+    /// Issue 13: dates out of reach in the file are problems with their
+    /// line, never a panic or a stored date that sorts wrong.
+    #[test]
+    fn dates_out_of_reach_are_problems_with_their_line() {
+        for (from, to, expected) in [
+            (
+                "\"2026-09-14\"",
+                "\"+10000-01-01\"",
+                "outside the school calendar's reach",
+            ),
+            (
+                "\"-262143-01-01\"",
+                "\"2027-06-09\"",
+                "outside the school calendar's reach",
+            ),
+            (
+                "\"+262143-01-01\"",
+                "\"2027-06-09\"",
+                "outside the school calendar's reach",
+            ),
+            (
+                "\"0000-01-01\"",
+                "\"9999-12-31\"",
+                "outside the school calendar's reach",
+            ),
+            (
+                "\"1999-09-14\"",
+                "\"2000-06-09\"",
+                "outside the school calendar's reach",
+            ),
+            ("\"2026-09-14\"", "\"2027-09-14\"", "longer than a year"),
+            ("\"2027-06-09\"", "\"2026-09-14\"", "before year_start"),
+        ] {
+            let bad = EXAMPLE.replacen(
+                "year_start = \"2026-09-14\"\nyear_end = \"2027-06-09\"",
+                &format!("year_start = {from}\nyear_end = {to}"),
+                1,
+            );
+            assert_ne!(bad, EXAMPLE);
+            let found = problems(&bad);
+            assert!(
+                found.iter().any(|p| p.contains(expected)
+                    && p.contains("schools[0]")
+                    && p.starts_with("line ")),
+                "{from}..{to}: {found:#?}"
+            );
+        }
+        let far_news = EXAMPLE.replace("date = \"2026-11-20\"", "date = \"2029-11-20\"");
+        let found = problems(&far_news);
+        assert!(
+            found.iter().any(|p| p.contains("news[0]")
+                && p.contains("outside the school calendar's reach")),
+            "{found:#?}"
+        );
     }
 
     #[test]

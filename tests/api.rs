@@ -134,6 +134,8 @@ api_tests!(
     kitchen_diet_news_and_calls,
     the_ivr_call_record_is_stored_and_listed,
     malformed_requests_get_problem_bodies,
+    dates_out_of_reach_are_422_problems_on_every_route,
+    a_far_return_date_is_refused_and_portal_closing_and_kitchen_agree,
     health_and_metrics,
     the_openapi_document_and_the_router_list_the_same_routes,
     over_a_real_socket,
@@ -1058,7 +1060,7 @@ async fn statements_follow_the_entes_new_year(api: Api) {
             None,
         )
         .await;
-    assert_problem(&far, StatusCode::BAD_REQUEST, "malformed-request");
+    assert_problem(&far, StatusCode::UNPROCESSABLE_ENTITY, "date-out-of-reach");
 }
 
 async fn top_ups_without_pagopa_settings_are_unavailable(api: Api) {
@@ -1419,6 +1421,349 @@ async fn malformed_requests_get_problem_bodies(api: Api) {
         StatusCode::BAD_REQUEST,
         "malformed-request",
     );
+}
+
+// ------------------------------------------------------------------ dates
+
+/// Dates no school calendar reaches (issue 13): chrono's ends, the years
+/// whose ISO text stops sorting as dates, one too far for chrono at all,
+/// and the nearest ones outside the reference data's reach (its schools'
+/// years, 2026-09-14 to 2027-06-30, a year either side).
+const FAR_DATES: [&str; 9] = [
+    "+262142-12-31",
+    "-262143-01-01",
+    "0000-01-01",
+    "9999-12-31",
+    "+10000-01-01",
+    "+262143-01-01",
+    "-0001-12-31",
+    "1999-12-31",
+    "2029-01-01",
+];
+
+/// `text` in a query string: `+` would read as a space.
+fn query_value(text: &str) -> String {
+    text.replace('+', "%2B")
+}
+
+/// A 422 problem for a date out of reach; a body date chrono cannot hold
+/// at all is refused by the JSON reader as `invalid-request` (422 too).
+fn assert_out_of_reach(reply: &Reply, what: &str) {
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{what}: {}",
+        reply.text
+    );
+    let slug = reply.body["type"].as_str().unwrap_or_default();
+    let from_body = what.contains("body") && what.contains("+262143");
+    if from_body && slug == "urn:mensa:problem:invalid-request" {
+        return;
+    }
+    assert_problem(reply, StatusCode::UNPROCESSABLE_ENTITY, "date-out-of-reach");
+}
+
+async fn dates_out_of_reach_are_422_problems_on_every_route(api: Api) {
+    let token = api.mario().await;
+    let closures_path = "/schools/primaria-dante/closures";
+    let closures_before = api
+        .call(Method::GET, closures_path, Some(OPERATOR), None)
+        .await
+        .body;
+    let news_before = api
+        .call(Method::GET, "/news", Some(&token), None)
+        .await
+        .body;
+    let december = api
+        .call(
+            Method::GET,
+            &format!("/children/{LUCA}/calendar?month=2026-12"),
+            Some(&token),
+            None,
+        )
+        .await
+        .body;
+    for far in FAR_DATES {
+        let month = &far[..far.len() - 3];
+        let replies = [
+            (
+                format!("path day {far}"),
+                api.put_day(&token, LUCA, far, "absent").await,
+            ),
+            (
+                format!("query month {month}"),
+                api.call(
+                    Method::GET,
+                    &format!("/children/{LUCA}/calendar?month={}", query_value(month)),
+                    Some(&token),
+                    None,
+                )
+                .await,
+            ),
+            (
+                format!("body suspension from {far}"),
+                api.call(
+                    Method::POST,
+                    &format!("/children/{LUCA}/suspension"),
+                    Some(&token),
+                    Some(json!({ "from": far })),
+                )
+                .await,
+            ),
+            (
+                format!("body suspension until {far}"),
+                api.call(
+                    Method::POST,
+                    &format!("/children/{LUCA}/suspension"),
+                    Some(&token),
+                    Some(json!({ "from": "2026-12-10", "until": far })),
+                )
+                .await,
+            ),
+            (
+                format!("body reactivation {far}"),
+                api.call(
+                    Method::POST,
+                    &format!("/children/{LUCA}/reactivation"),
+                    Some(&token),
+                    Some(json!({ "from": far })),
+                )
+                .await,
+            ),
+            (
+                format!("path kitchen {far}"),
+                api.call(
+                    Method::GET,
+                    &format!("/kitchen/{far}"),
+                    Some(OPERATOR),
+                    None,
+                )
+                .await,
+            ),
+            (
+                format!("query calls {far}"),
+                api.call(
+                    Method::GET,
+                    &format!("/calls?date={}", query_value(far)),
+                    Some(OPERATOR),
+                    None,
+                )
+                .await,
+            ),
+            (
+                format!("body closure from {far}"),
+                api.call(
+                    Method::POST,
+                    closures_path,
+                    Some(OPERATOR),
+                    Some(json!({ "from": far, "reason": "Sciopero" })),
+                )
+                .await,
+            ),
+            (
+                format!("body closure to {far}"),
+                api.call(
+                    Method::POST,
+                    closures_path,
+                    Some(OPERATOR),
+                    Some(json!({ "from": "2026-12-10", "to": far, "reason": "Sciopero" })),
+                )
+                .await,
+            ),
+            (
+                format!("body news {far}"),
+                api.call(
+                    Method::POST,
+                    "/news",
+                    Some(OPERATOR),
+                    Some(json!({ "date": far, "title": "Lontano", "body": "…" })),
+                )
+                .await,
+            ),
+        ];
+        for (what, reply) in &replies {
+            assert_out_of_reach(reply, what);
+        }
+    }
+    for year in [
+        "262142",
+        "+262142",
+        "-262143",
+        "0",
+        "1999",
+        "2029",
+        "9999",
+        "10000",
+        "99999999999",
+        "-99999999999999999999999999",
+    ] {
+        let reply = api
+            .call(
+                Method::GET,
+                &format!("/children/{LUCA}/statements/{year}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_out_of_reach(&reply, &format!("statement {year}"));
+    }
+    // The edges of the reach are in it (Luca's school: 2026-09-14 to
+    // 2027-06-09, a year either side).
+    for (path, status) in [
+        (
+            format!("/children/{LUCA}/calendar?month=2025-09"),
+            StatusCode::OK,
+        ),
+        (
+            format!("/children/{LUCA}/calendar?month=2028-06"),
+            StatusCode::OK,
+        ),
+        (format!("/children/{LUCA}/statements/2025"), StatusCode::OK),
+        (format!("/children/{LUCA}/statements/2028"), StatusCode::OK),
+    ] {
+        let reply = api.call(Method::GET, &path, Some(&token), None).await;
+        assert_eq!(reply.status, status, "{path}: {}", reply.text);
+    }
+    let beyond = api.put_day(&token, LUCA, "2028-06-10", "absent").await;
+    assert_problem(
+        &beyond,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "date-out-of-reach",
+    );
+    assert!(
+        beyond.body["detail_it"]
+            .as_str()
+            .unwrap()
+            .contains("9 giugno 2028"),
+        "{}",
+        beyond.text
+    );
+    // A body date goes to the rules, which refuse it as a value.
+    let refused = api
+        .call(
+            Method::POST,
+            &format!("/children/{LUCA}/reactivation"),
+            Some(&token),
+            Some(json!({ "from": "2028-06-10" })),
+        )
+        .await;
+    assert_eq!(refused.body["refusal"]["kind"], "out_of_reach");
+    // Not a date at all stays a malformed request.
+    for bad in ["2026-02-30", "tomorrow"] {
+        assert_problem(
+            &api.put_day(&token, LUCA, bad, "absent").await,
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+        );
+    }
+    // Nothing was written anywhere.
+    let read = |path: &str, token: &str| {
+        let (path, token) = (path.to_string(), token.to_string());
+        let api = &api;
+        async move { api.call(Method::GET, &path, Some(&token), None).await.body }
+    };
+    assert_eq!(
+        read(&format!("/children/{LUCA}/calendar?month=2026-12"), &token).await,
+        december
+    );
+    assert_eq!(read(closures_path, OPERATOR).await, closures_before);
+    assert_eq!(read("/news", &token).await, news_before);
+}
+
+/// The issue's example: a return date `+10000-01-01` was stored as text,
+/// the portal showed the child suspended, and the closing and the kitchen
+/// report counted a meal (the text sorts before `2026…`). Now it is a 422,
+/// nothing is written, and the three agree: booked, counted, charged.
+async fn a_far_return_date_is_refused_and_portal_closing_and_kitchen_agree(api: Api) {
+    let token = api.mario().await;
+    let reply = api
+        .call(
+            Method::POST,
+            &format!("/children/{LUCA}/suspension"),
+            Some(&token),
+            Some(json!({"from": "2026-12-10", "until": "+10000-01-01"})),
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "date-out-of-reach",
+    );
+    assert_eq!(reply.body["refusal"]["date"], "+10000-01-01");
+    let class_meals = |report: &Value| -> u64 {
+        report["schools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["school"] == "primaria-dante")
+            .flat_map(|s| s["classes"].as_array().unwrap().iter())
+            .filter(|c| c["class"] == "4B")
+            .map(|c| c["meals"].as_u64().unwrap())
+            .sum()
+    };
+    for day in ["2026-12-10", "2026-12-11", "2026-12-14"] {
+        assert_eq!(
+            api.day(&token, LUCA, day).await["status"],
+            "booked",
+            "{day}"
+        );
+        let live = api
+            .call(
+                Method::GET,
+                &format!("/kitchen/{day}"),
+                Some(OPERATOR),
+                None,
+            )
+            .await;
+        assert_eq!(live.body["final"], false);
+        assert_eq!(class_meals(&live.body), 1, "{day}: {}", live.text);
+        // The closing at the cutoff freezes the same and charges Luca.
+        let outcome = api
+            .store
+            .close_day(d(day), at(&format!("{day} 09:30")))
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, mensa::store::ClosingOutcome::Closed { .. }),
+            "{outcome:?}"
+        );
+        let closed = api
+            .call(
+                Method::GET,
+                &format!("/kitchen/{day}"),
+                Some(OPERATOR),
+                None,
+            )
+            .await;
+        assert_eq!(closed.body["final"], true);
+        assert_eq!(class_meals(&closed.body), 1, "{day}: {}", closed.text);
+        assert_eq!(
+            api.day(&token, LUCA, day).await["status"],
+            "booked",
+            "{day}"
+        );
+    }
+    api.clock.set(at("2026-12-14 10:00"));
+    let token = api.mario().await;
+    let ledger = api
+        .call(
+            Method::GET,
+            &format!("/children/{LUCA}/ledger"),
+            Some(&token),
+            None,
+        )
+        .await;
+    let charged: Vec<&str> = ledger.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "meal")
+        .map(|e| e["date"].as_str().unwrap())
+        .collect();
+    assert_eq!(charged.len(), 3, "{}", ledger.text);
+    for day in ["2026-12-10", "2026-12-11", "2026-12-14"] {
+        assert!(charged.contains(&day), "{day}: {}", ledger.text);
+    }
 }
 
 // ------------------------------------------------------- health, metrics

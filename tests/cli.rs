@@ -259,3 +259,179 @@ fn serve_outlives_a_closed_stderr() {
         "a log line to a closed stderr must not kill it: {status:?}"
     );
 }
+
+// ------------------------------------------------------------------ dates
+
+/// Dates no school calendar reaches (issue 13): chrono's ends, years whose
+/// ISO text no longer sorts as dates, one too far for chrono at all, and
+/// one just before the frame.
+const FAR_DATES: [&str; 8] = [
+    "+262142-12-31",
+    "-262143-01-01",
+    "0000-01-01",
+    "9999-12-31",
+    "+10000-01-01",
+    "+262143-01-01",
+    "-0001-12-31",
+    "1999-12-31",
+];
+
+/// A refusal, not a crash: exit 1 (a panic exits 101), one clear line.
+fn assert_refused(out: &Output, what: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    assert!(
+        err.contains("outside the school calendar's reach") || err.contains("is not"),
+        "{what}: {err}"
+    );
+}
+
+#[test]
+fn every_date_flag_refuses_extreme_dates_with_a_clear_message() {
+    let (_dir, db) = imported();
+    // `--flag=value`: a value may begin with `-` (a negative year).
+    for far in FAR_DATES {
+        let month = format!("--month={}", &far[..far.len() - 3]);
+        let at = format!("--at={far} 10:00");
+        let date = format!("--date={far}");
+        for args in [
+            vec!["calendar", "--user-code", "100234", &month],
+            vec!["phone-target", "--cancel-code", "58213", &at],
+            vec!["close-day", &date],
+            vec!["kitchen", &date],
+            vec!["calls", &date],
+        ] {
+            assert_refused(&mensa(&db, &args), &format!("{args:?}"));
+        }
+    }
+    // chrono's very last minute, and the edges of the reference data's
+    // reach (its schools' years, a year either side).
+    let last = ["phone-target", "--cancel-code", "58213", "--at"];
+    assert_refused(
+        &mensa(&db, &[&last[..], &["+262142-12-31 23:59"]].concat()),
+        "--at chrono's last minute",
+    );
+    assert_refused(
+        &mensa(&db, &["kitchen", "--date", "2028-07-01"]),
+        "a day after the ente's reach",
+    );
+    let edge = ok_json(
+        &db,
+        &["kitchen", "--date", "2028-06-30", "--format", "json"],
+    );
+    assert_eq!(edge["final"], false);
+    // Nothing was closed by any of them.
+    let kitchen = ok_json(
+        &db,
+        &["kitchen", "--date", "2026-11-25", "--format", "json"],
+    );
+    assert_eq!(kitchen["final"], false);
+}
+
+/// `mensa serve` with `args` on `db`, on free loopback ports: whether it
+/// came up (then it is stopped with SIGTERM), and its log.
+fn serve(db: &Path, args: &[&str], wait_for: &str) -> (bool, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mensa"))
+        .arg("serve")
+        .args(args)
+        .args([
+            "--sip-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .env("MENSA_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut up = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        up |= line.contains("mensa serving");
+        let done = line.contains(wait_for);
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    if up {
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    }
+    let status = child.wait().unwrap();
+    assert!(up || status.code() == Some(1), "{status:?}: {lines:#?}");
+    (up, lines)
+}
+
+#[test]
+fn serve_refuses_extreme_now_values() {
+    let (_dir, db) = imported();
+    for far in FAR_DATES
+        .iter()
+        .map(|d| format!("{d} 10:00"))
+        .chain(["+262142-12-31 23:59".to_string()])
+    {
+        let now = format!("--now={far}");
+        for demo in [false, true] {
+            let args = if demo {
+                vec!["--demo", &now]
+            } else {
+                vec![now.as_str()]
+            };
+            let (up, log) = serve(&db, &args, "mensa serving");
+            assert!(!up, "{far}: {log:#?}");
+            let text = log.join("\n");
+            assert!(!text.contains("panicked"), "{far}: {text}");
+            assert!(
+                text.contains("outside the school calendar's reach") || text.contains("is not"),
+                "{far}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn serve_now_refuses_a_database_closed_under_the_real_clock() {
+    let (_dir, db) = imported();
+    let closed = mensa(&db, &["close-day", "--date", "2026-11-25"]);
+    assert!(closed.status.success(), "{closed:?}");
+    let (up, log) = serve(&db, &["--now", "2026-12-07 19:00"], "mensa serving");
+    assert!(!up, "{log:#?}");
+    let text = log.join("\n");
+    assert!(text.contains("closed under the real clock"), "{text}");
+    assert!(text.contains("--now-on-real-data"), "{text}");
+    // Said explicitly, it runs.
+    let (up, log) = serve(
+        &db,
+        &["--now", "2026-12-07 19:00", "--now-on-real-data"],
+        "mensa serving",
+    );
+    assert!(up, "{log:#?}");
+    // The flag means nothing without --now.
+    let alone = mensa(&db, &["serve", "--now-on-real-data"]);
+    assert_eq!(alone.status.code(), Some(2), "{alone:?}");
+}
+
+#[test]
+fn the_real_clock_refuses_a_database_a_shifted_clock_closed_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mensa.db");
+    // Two days ahead of the real date, after the cutoff: the demo's school
+    // year follows --now, and the catch-up closes that day at once.
+    let ahead = chrono::Utc::now().date_naive() + chrono::Days::new(2);
+    let now = format!("{ahead} 10:00");
+    let (up, log) = serve(&db, &["--demo", "--now", &now], "day closed");
+    assert!(up, "{log:#?}");
+    let (up, log) = serve(&db, &[], "mensa serving");
+    assert!(!up, "{log:#?}");
+    let text = log.join("\n");
+    assert!(text.contains("ahead of the real date"), "{text}");
+    assert!(text.contains(&ahead.to_string()), "{text}");
+    // Under a clock set by hand it may go on.
+    let (up, log) = serve(&db, &["--now", &now], "mensa serving");
+    assert!(up, "{log:#?}");
+}

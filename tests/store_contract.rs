@@ -62,6 +62,8 @@ contract!(
     calls_are_recorded_with_redacted_codes_and_listed_by_day,
     changes_queued_together_keep_their_own_outcomes,
     a_closure_shows_at_once_after_the_calendar_was_read,
+    dates_the_store_cannot_compare_never_reach_it,
+    closings_remember_the_clock_they_ran_under,
 );
 
 async fn child(store: &Store, code: &str) -> Child {
@@ -1281,5 +1283,116 @@ async fn sqlite_a_failed_commit_answers_every_caller_truthfully() {
     assert_eq!(
         status(&store, &giulia, "2027-02-15").await,
         DayStatus::Absent
+    );
+}
+
+/// Issue 13: a date whose ISO text would not sort as a date is refused at
+/// the store's edge (`UnstorableDate`) by every method that takes one, and
+/// a change asking for it is refused by the rules (out of the child's
+/// reach) without an error, whatever the date: nothing is written.
+async fn dates_the_store_cannot_compare_never_reach_it(store: Store) {
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let now = at("2026-12-03 19:00");
+    let far = [
+        NaiveDate::MAX,
+        NaiveDate::MIN,
+        d("-0001-12-31"),
+        d("+10000-01-01"),
+    ];
+    for date in far.into_iter().chain([d("0000-01-01"), d("9999-12-31")]) {
+        let operations = [
+            Operation::Day {
+                date,
+                request: DayRequest::Absent,
+            },
+            Operation::Suspend {
+                from: date,
+                until: None,
+            },
+            Operation::Suspend {
+                from: d("2026-12-04"),
+                until: Some(date),
+            },
+            Operation::Reactivate { from: date },
+        ];
+        for op in operations {
+            let outcome = store
+                .apply(luca.id, op, &caller(), Channel::Portal, now)
+                .await
+                .unwrap();
+            assert!(
+                matches!(outcome, Err(Refusal::OutOfReach { .. })),
+                "{op:?}: {outcome:?}"
+            );
+        }
+    }
+    for date in far {
+        let unstorable = |r: Result<(), StoreError>| {
+            assert!(
+                matches!(r, Err(StoreError::UnstorableDate(x)) if x == date),
+                "{date}: {r:?}"
+            );
+        };
+        unstorable(store.kitchen_report(date).await.map(drop));
+        unstorable(store.close_day(date, now).await.map(drop));
+        unstorable(store.calendar(&luca, date, date, now).await.map(drop));
+        unstorable(store.child_days(luca.id, date, date).await.map(drop));
+        unstorable(store.add_news(date, "t", "b").await.map(drop));
+        unstorable(
+            store
+                .add_operator_closure(&luca.school, date, date, "r")
+                .await
+                .map(drop),
+        );
+    }
+    // Nothing was written: no suspension, no mark, no news, no closure.
+    assert_eq!(status(&store, &luca, "2026-12-10").await, DayStatus::Booked);
+    let days = store
+        .child_days(luca.id, d("2000-01-01"), d("2199-12-31"))
+        .await
+        .unwrap();
+    assert!(days.marks.is_empty() && days.suspensions.is_empty());
+    assert!(store.news().await.unwrap().iter().all(|n| n.title != "t"));
+    let closures = store.closures(&luca.school).await.unwrap().unwrap();
+    assert!(closures.iter().all(|c| c.reason != "r"));
+}
+
+/// Issue 13: each closing records the clock it ran under, which `serve`'s
+/// guard reads (`runtime::clock::check_clocks`).
+async fn closings_remember_the_clock_they_ran_under(store: Store) {
+    use mensa::bookings::ClockKind;
+    use mensa::store::ClosingClocks;
+    import_example(&store).await;
+    let real_now = at("2026-12-04 12:00");
+    assert_eq!(
+        store.closings_by_clock(real_now).await.unwrap(),
+        ClosingClocks::default()
+    );
+    store
+        .close_day(d("2026-12-01"), at("2026-12-01 09:30"))
+        .await
+        .unwrap();
+    // A clock set by hand, ahead of the real date, closes the 10th.
+    let shifted = store.clone().under_clock(ClockKind::Shifted);
+    shifted
+        .close_day(d("2026-12-10"), at("2026-12-10 09:30"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.closings_by_clock(real_now).await.unwrap(),
+        ClosingClocks {
+            last_real: Some(d("2026-12-01")),
+            last_shifted_ahead: Some(d("2026-12-10")),
+        }
+    );
+    // Once the real date has passed it, that closing is no longer ahead.
+    assert_eq!(
+        store
+            .closings_by_clock(at("2026-12-11 12:00"))
+            .await
+            .unwrap()
+            .last_shifted_ahead,
+        None
     );
 }

@@ -69,11 +69,6 @@ fn day_view(settings: &EnteSettings, day: &CalendarDay) -> DayView {
     }
 }
 
-fn parse_date(text: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| ApiError::BadRequest(format!("{text:?} is not a date YYYY-MM-DD")))
-}
-
 pub async fn calendar(
     State(state): State<AppState>,
     parent: Parent,
@@ -83,18 +78,21 @@ pub async fn calendar(
     let (child, _) = parent.child(&state, &code).await?;
     let settings = state.store.settings().await?;
     let now = state.clock.now();
-    let first = match &query.month {
-        Some(month) => NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
-            .map_err(|_| ApiError::BadRequest(format!("month {month:?} is not YYYY-MM")))?,
-        None => settings
-            .today(now)
-            .with_day(1)
-            .unwrap_or(settings.today(now)),
+    let (first, last) = match &query.month {
+        // A month the parent names must overlap the child's reach.
+        Some(month) => state.store.child_reach(&child).await?.parse_month(month)?,
+        None => {
+            let first = settings
+                .today(now)
+                .with_day(1)
+                .unwrap_or(settings.today(now));
+            let last = first
+                .checked_add_months(chrono::Months::new(1))
+                .and_then(|d| d.pred_opt())
+                .ok_or_else(|| ApiError::BadRequest("month out of range".into()))?;
+            (first, last)
+        }
     };
-    let last = first
-        .checked_add_months(chrono::Months::new(1))
-        .and_then(|d| d.pred_opt())
-        .ok_or_else(|| ApiError::BadRequest("month out of range".into()))?;
     let days = state.store.calendar(&child, first, last, now).await?;
     Ok(json(
         StatusCode::OK,
@@ -145,8 +143,10 @@ pub async fn change_day(
     PathParams((code, date)): PathParams<(String, String)>,
     Body(body): Body<DayBody>,
 ) -> Result<Response, ApiError> {
-    let date = parse_date(&date)?;
     let (child, relation) = parent.child(&state, &code).await?;
+    // Checked here for the path's own answer (malformed: 400); the rules
+    // check the reach again inside the change's transaction.
+    let date = state.store.child_reach(&child).await?.parse_date(&date)?;
     let request = match body.status {
         WantedStatus::Absent => DayRequest::Absent,
         WantedStatus::PlainMeal => DayRequest::PlainMeal,

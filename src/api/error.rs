@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::messages;
-use crate::bookings::Refusal;
 use crate::bookings::pagopa::NoticeError;
+use crate::bookings::{DateError, OutOfReach, Reach, Refusal};
 use crate::store::StoreError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -52,6 +52,10 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Peer fault: a date, month or year outside the school calendar's
+    /// reach (`bookings::reach`), or too far for any calendar.
+    #[error("{0}")]
+    OutOfReach(#[from] OutOfReach),
     /// A business refusal of the core.
     #[error("refused: {0}")]
     Refused(Refusal),
@@ -150,8 +154,19 @@ impl ApiError {
                 "This address does not take that method.".into(),
                 "Questo indirizzo non accetta questo metodo.".into(),
             ),
+            ApiError::OutOfReach(e) => {
+                let m = messages::out_of_reach(&e.asked, &e.reach);
+                (m.status, m.slug, m.title, m.en, m.it)
+            }
             ApiError::Refused(r) => {
                 let m = messages::refusal(r);
+                (m.status, m.slug, m.title, m.en, m.it)
+            }
+            // The store's edge refused a date it could not compare: a
+            // boundary let it through unchecked (logged below), but it came
+            // with the request, so the caller hears what it did wrong.
+            ApiError::Store(StoreError::UnstorableDate(date)) => {
+                let m = messages::out_of_reach(&date.to_string(), &Reach::FRAME);
                 (m.status, m.slug, m.title, m.en, m.it)
             }
             ApiError::DuplicateNews => (
@@ -218,6 +233,9 @@ impl IntoResponse for ApiError {
             ApiError::Refused(r) => {
                 body["refusal"] = serde_json::to_value(r).unwrap_or(Value::Null);
             }
+            ApiError::Store(e @ StoreError::UnstorableDate(_)) => {
+                tracing::warn!(error = %e, "a date reached the store unchecked; answered as 422");
+            }
             ApiError::Store(e) => tracing::error!(error = %e, "store failure answered as 500"),
             ApiError::Payments(e) => tracing::error!(error = %e, "payment notice not issued"),
             _ => {}
@@ -250,6 +268,17 @@ impl From<JsonRejection> for ApiError {
                 ApiError::PayloadTooLarge
             }
             other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+/// A date, month or year typed in a path or a query: malformed is 400
+/// (`malformed-request`), out of reach is 422 (`date-out-of-reach`).
+impl From<DateError> for ApiError {
+    fn from(e: DateError) -> ApiError {
+        match e {
+            DateError::Malformed { .. } => ApiError::BadRequest(e.to_string()),
+            DateError::OutOfReach(e) => ApiError::OutOfReach(e),
         }
     }
 }

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use chrono::{Datelike, NaiveDate};
 
-use crate::bookings::{NoService, Refusal};
+use crate::bookings::{NoService, Reach, Refusal};
 
 pub struct RefusalMessage {
     pub status: StatusCode,
@@ -95,6 +95,27 @@ pub fn no_service_it(why: &NoService) -> String {
         NoService::OutsideSchoolYear => "fuori dall'anno scolastico".into(),
         NoService::NotAServiceWeekday => "giorno della settimana senza mensa".into(),
         NoService::Closure { reason } => reason.clone(),
+    }
+}
+
+/// A date (or month, or year) outside the school calendar's reach
+/// (`bookings::reach`): whether the rules refused it or the API did
+/// before asking them, the same 422 problem.
+pub fn out_of_reach(asked: &str, reach: &Reach) -> RefusalMessage {
+    RefusalMessage {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        slug: "date-out-of-reach",
+        title: "Date outside the school calendar",
+        en: format!(
+            "{asked} is outside the school calendar: dates from {} to {} are accepted.",
+            date_en(reach.first),
+            date_en(reach.last)
+        ),
+        it: format!(
+            "{asked} è fuori dal calendario scolastico: sono accettate le date da {} a {}.",
+            date_it(reach.first),
+            date_it(reach.last)
+        ),
     }
 }
 
@@ -214,6 +235,7 @@ pub fn refusal(r: &Refusal) -> RefusalMessage {
                 date_it(*from)
             ),
         ),
+        Refusal::OutOfReach { date, reach } => out_of_reach(&date.to_string(), reach),
         Refusal::NotSuspended => m(
             S::CONFLICT,
             "not-suspended",

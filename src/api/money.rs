@@ -7,14 +7,14 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Operator, Parent};
 use super::{ApiError, AppState, Body, PathParams, json};
 use crate::bookings::Cents;
 use crate::bookings::pagopa::NoticeNumber;
-use crate::store::{Payment, PaymentStatus};
+use crate::store::{Payment, PaymentStatus, StoreError};
 
 pub async fn ledger(
     State(state): State<AppState>,
@@ -87,7 +87,12 @@ pub async fn top_up(
     }
     let settings = state.store.settings().await?;
     let now = state.clock.now();
-    let due = settings.today(now) + Duration::days(i64::from(state.config.notice_due_days));
+    let today = settings.today(now);
+    // Checked: only a clock at chrono's end has no date 30 days on, and the
+    // store would refuse that date anyway.
+    let due = today
+        .checked_add_days(Days::new(u64::from(state.config.notice_due_days)))
+        .ok_or(StoreError::UnstorableDate(today))?;
     let payment = state
         .store
         .create_payment_notice(&child, parent.adult.id, Cents(body.amount_cents), due, now)
@@ -117,13 +122,15 @@ pub async fn payments(
 pub async fn statement(
     State(state): State<AppState>,
     parent: Parent,
-    PathParams((code, year)): PathParams<(String, i32)>,
+    PathParams((code, year)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
     let child = parent.paid_child(&state, &code).await?;
+    // Not a number: 400; a number outside the child's reach (however many
+    // digits): 422.
+    let year = state.store.child_reach(&child).await?.parse_year(&year)?;
     let settings = state.store.settings().await?;
     let bounds = NaiveDate::from_ymd_opt(year, 1, 1)
         .zip(NaiveDate::from_ymd_opt(year.saturating_add(1), 1, 1))
-        .filter(|(a, _)| (2000..=2200).contains(&a.year()))
         .ok_or_else(|| ApiError::BadRequest(format!("year {year} is out of range")))?;
     let from = settings.instant(bounds.0.and_time(chrono::NaiveTime::MIN));
     let to = settings.instant(bounds.1.and_time(chrono::NaiveTime::MIN));

@@ -4,24 +4,20 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{Duration, NaiveDate, NaiveTime};
+use chrono::{NaiveDate, NaiveTime};
 use serde::Deserialize;
 
 use super::auth::{Operator, Parent};
 use super::{ApiError, AppState, Body, PathParams, QueryParams, json};
 use crate::bookings::SchoolId;
-
-fn parse_date(text: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| ApiError::BadRequest(format!("{text:?} is not a date YYYY-MM-DD")))
-}
+use crate::store::StoreError;
 
 pub async fn kitchen(
     State(state): State<AppState>,
     _operator: Operator,
     PathParams(date): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    let date = parse_date(&date)?;
+    let date = state.store.reach().await?.parse_date(&date)?;
     let report = state.store.kitchen_report(date).await?;
     Ok(json(StatusCode::OK, &report))
 }
@@ -43,7 +39,13 @@ pub async fn add_closure(
     Body(body): Body<ClosureBody>,
 ) -> Result<Response, ApiError> {
     let school = SchoolId::parse(&school).map_err(|_| ApiError::NotFound("school"))?;
-    let to = body.to.unwrap_or(body.from);
+    let reach = state
+        .store
+        .school_reach(&school)
+        .await?
+        .ok_or(ApiError::NotFound("school"))?;
+    reach.check(body.from)?;
+    let to = reach.check(body.to.unwrap_or(body.from))?;
     let reason = body.reason.trim();
     if to < body.from {
         return Err(ApiError::Invalid("\"to\" is before \"from\"".into()));
@@ -120,7 +122,7 @@ pub async fn publish_news(
         ));
     }
     let date = match body.date {
-        Some(d) => d,
+        Some(d) => state.store.reach().await?.check(d)?,
         None => state.store.settings().await?.today(state.clock.now()),
     };
     let news = state
@@ -134,7 +136,8 @@ pub async fn publish_news(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallsQuery {
-    date: NaiveDate,
+    /// YYYY-MM-DD, read against the ente's reach (malformed: 400).
+    date: String,
 }
 
 /// `GET /calls?date=YYYY-MM-DD`: the calls started that local day.
@@ -143,9 +146,12 @@ pub async fn calls(
     _operator: Operator,
     QueryParams(query): QueryParams<CallsQuery>,
 ) -> Result<Response, ApiError> {
+    let date = state.store.reach().await?.parse_date(&query.date)?;
     let settings = state.store.settings().await?;
-    let from = settings.instant(query.date.and_time(NaiveTime::MIN));
-    let to = settings.instant((query.date + Duration::days(1)).and_time(NaiveTime::MIN));
+    // In reach, so the next day exists; checked all the same.
+    let next = date.succ_opt().ok_or(StoreError::UnstorableDate(date))?;
+    let from = settings.instant(date.and_time(NaiveTime::MIN));
+    let to = settings.instant(next.and_time(NaiveTime::MIN));
     let calls = state.store.calls(from, to).await?;
     let calls: Vec<_> = calls
         .into_iter()
@@ -157,6 +163,6 @@ pub async fn calls(
         .collect();
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "date": query.date, "calls": calls }),
+        &serde_json::json!({ "date": date, "calls": calls }),
     ))
 }

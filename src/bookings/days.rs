@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::calendar::{NoService, ServiceCalendar};
+use super::reach::Reach;
 use super::settings::{EnteSettings, LateRequestPolicy};
 use super::{Channel, Refusal};
 
@@ -172,6 +173,17 @@ impl RuleContext<'_> {
             .first_service_day_from(self.settings.first_open_date(self.now))
     }
 
+    /// A date asked for must lie in the reach of the child's school
+    /// calendar: a year around its school year ([`Reach::of_school`]).
+    /// Checked first by every plan, so that nothing is computed, loaded
+    /// beyond it or written for a date the store could not compare.
+    pub fn check_reach(&self, date: NaiveDate) -> Result<NaiveDate, Refusal> {
+        let reach = Reach::of_school(self.calendar.school);
+        reach
+            .check(date)
+            .map_err(|_| Refusal::OutOfReach { date, reach })
+    }
+
     /// R3 with the ente's late policy: the day a request for `date` lands on.
     fn open_day_for(&self, date: NaiveDate) -> Result<NaiveDate, Refusal> {
         if self.settings.is_open(date, self.now) {
@@ -193,6 +205,7 @@ impl RuleContext<'_> {
         date: NaiveDate,
         request: DayRequest,
     ) -> Result<DayChange, Refusal> {
+        self.check_reach(date)?;
         let date = self.open_day_for(date)?;
         if let Err(reason) = self.calendar.service_on(date) {
             return Err(Refusal::NoServiceThatDay { date, reason });
@@ -228,6 +241,10 @@ impl RuleContext<'_> {
         from: NaiveDate,
         until: Option<NaiveDate>,
     ) -> Result<SuspensionChange, Refusal> {
+        self.check_reach(from)?;
+        if let Some(until) = until {
+            self.check_reach(until)?;
+        }
         if from < self.settings.first_open_date(self.now) {
             return Err(Refusal::AfterCutoff { date: from });
         }
@@ -264,6 +281,7 @@ impl RuleContext<'_> {
         days: &ChildDays,
         from: NaiveDate,
     ) -> Result<SuspensionChange, Refusal> {
+        self.check_reach(from)?;
         if from < self.settings.first_open_date(self.now) {
             return Err(Refusal::AfterCutoff { date: from });
         }

@@ -17,6 +17,7 @@
 //! | R11 credit | [`ledger`] |
 //! | R12 audit | [`Actor`], [`Channel`] (stored by the store with every change) |
 //! | R13 special diets | [`Diet`], counted in [`closing::KitchenReport`] |
+//! | dates anyone may name | [`reach::Reach`] (the school calendar's reach) |
 
 pub mod calendar;
 pub mod closing;
@@ -26,6 +27,7 @@ pub mod ids;
 pub mod ledger;
 pub mod pagopa;
 pub mod pii;
+pub mod reach;
 pub mod settings;
 
 use std::fmt;
@@ -39,12 +41,33 @@ pub use days::{
 };
 pub use ids::{CancelCode, Cents, ClassId, FiscalCode, IdError, SchoolId, UserCode};
 pub use pii::{Password, PhoneNumber, Pii};
+pub use reach::{DateError, OutOfReach, Reach};
 pub use settings::{EnteSettings, LateRequestPolicy};
 
 /// The wall clock the rules are given. Only the runtime reads the system
 /// clock; tests and `--now` use a clock set by hand.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+}
+
+/// Which clock a process runs under: the system's, or one set by hand
+/// (`serve --now`). The store records it with each closing (R10), because
+/// a closing made under a clock set by hand charges real meals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockKind {
+    #[default]
+    Real,
+    Shifted,
+}
+
+impl ClockKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockKind::Real => "real",
+            ClockKind::Shifted => "shifted",
+        }
+    }
 }
 
 /// The channel a change came through (R12).
@@ -175,6 +198,10 @@ pub enum Refusal {
     NotSuspended,
     #[error("the day {date} is already closed")]
     DayClosed { date: NaiveDate },
+    /// The date asked for is outside the child's school calendar's reach
+    /// ([`reach::Reach::of_school`]): nothing is planned for it.
+    #[error("{date} is outside the school calendar's reach, {} to {}", reach.first, reach.last)]
+    OutOfReach { date: NaiveDate, reach: Reach },
 }
 
 #[cfg(test)]

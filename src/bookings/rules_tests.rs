@@ -482,6 +482,51 @@ fn suspension_and_reactivation_with_no_service_day_left() {
 }
 
 #[test]
+fn dates_outside_the_reach_are_refused_before_any_rule() {
+    let s = settings();
+    let school = school();
+    let c = ctx(&s, &school, "2026-12-01 10:00");
+    let reach = Reach::of_school(&school);
+    let none = ChildDays::default();
+    let out = |date: &str| Refusal::OutOfReach {
+        date: d(date),
+        reach,
+    };
+    // The example: a return date whose text sorts before 2026.
+    assert_eq!(
+        c.plan_suspension(&none, d("2026-12-04"), Some(d("+10000-01-01"))),
+        Err(out("+10000-01-01"))
+    );
+    for far in [
+        "+262142-12-31",
+        "-262143-01-01",
+        "0000-01-01",
+        "9999-12-31",
+        "2028-06-10",
+    ] {
+        assert_eq!(
+            c.plan_day_change(&none, d(far), DayRequest::Absent),
+            Err(out(far)),
+            "{far}"
+        );
+        assert_eq!(
+            c.plan_suspension(&none, d(far), None),
+            Err(out(far)),
+            "{far}"
+        );
+        assert_eq!(c.plan_reactivation(&none, d(far)), Err(out(far)), "{far}");
+    }
+    // A year after the school year is still in reach: the rules answer.
+    assert_eq!(
+        c.plan_day_change(&none, d("2028-06-09"), DayRequest::Absent),
+        Err(Refusal::NoServiceThatDay {
+            date: d("2028-06-09"),
+            reason: NoService::OutsideSchoolYear
+        })
+    );
+}
+
+#[test]
 fn kitchen_report_counts_per_school_and_class() {
     use closing::{Attendance, KitchenReport};
     let a = |school: &str, class: &str, diet: &str, status: DayStatus| Attendance {
@@ -543,10 +588,17 @@ fn ledger_balance_and_low_balance() {
 }
 
 mod properties {
-    use chrono::Duration;
+    use chrono::{Datelike, Duration};
     use proptest::prelude::*;
 
     use super::*;
+
+    /// Anywhere in `min..=max`, a third of the time within `edge` of
+    /// either end, where chrono's arithmetic overflows (uniform draws
+    /// over ±262,000 years would almost never land there).
+    fn near_the_ends(min: i64, max: i64, edge: i64) -> impl Strategy<Value = i64> {
+        prop_oneof![min..=max, min..=min + edge, max - edge..=max]
+    }
 
     proptest! {
         /// R6 for any instant of the school year: the target day is a
@@ -593,6 +645,48 @@ mod properties {
                 Err(Refusal::AfterCutoff { .. }) => prop_assert!(!s.is_open(date, now)),
                 Err(Refusal::NoServiceThatDay { .. }) => prop_assert!(!rules.calendar.is_service_day(date)),
                 Err(other) => prop_assert!(false, "unexpected refusal {other:?}"),
+            }
+        }
+
+        /// The whole of chrono's range, for the clock and for the date: the
+        /// calendar, the target day, the cutoff, the window and every plan
+        /// answer without a panic, and a date outside the child's reach is
+        /// refused as such whatever the clock says.
+        #[test]
+        fn any_instant_and_any_date_never_panic(
+            secs in near_the_ends(DateTime::<Utc>::MIN_UTC.timestamp(), DateTime::<Utc>::MAX_UTC.timestamp(), 3 * 86_400),
+            day in near_the_ends(NaiveDate::MIN.num_days_from_ce().into(), NaiveDate::MAX.num_days_from_ce().into(), 3),
+            rientri in any::<bool>(),
+        ) {
+            let day = i32::try_from(day).unwrap();
+            let s = settings();
+            let school = school();
+            let class = rientri.then(|| Weekdays::parse(&["mon", "wed"]).unwrap());
+            let now = DateTime::from_timestamp(secs, 0).unwrap();
+            let date = NaiveDate::from_num_days_from_ce_opt(day).unwrap();
+            let rules = RuleContext { settings: &s, calendar: ServiceCalendar::new(&school, class), now };
+            let _ = s.local(now);
+            let _ = s.first_open_date(now);
+            let _ = s.phone_window_open(now);
+            let _ = s.is_open(date, now);
+            let _ = s.cutoff_of(date);
+            let _ = rules.calendar.service_on(date);
+            let _ = rules.calendar.first_service_day_from(date);
+            let _ = ChildDays::default().status_on(&rules.calendar, date);
+            if let Some(target) = rules.target_day() {
+                prop_assert!(rules.calendar.is_service_day(target));
+            }
+            let none = ChildDays::default();
+            let plans = [
+                rules.plan_day_change(&none, date, DayRequest::Absent).map(|_| ()),
+                rules.plan_suspension(&none, date, None).map(|_| ()),
+                rules.plan_suspension(&none, school.year_start, Some(date)).map(|_| ()),
+                rules.plan_reactivation(&none, date).map(|_| ()),
+            ];
+            if !Reach::of_school(&school).contains(date) {
+                for plan in plans {
+                    prop_assert!(matches!(plan, Err(Refusal::OutOfReach { .. })), "{date}: {plan:?}");
+                }
             }
         }
     }

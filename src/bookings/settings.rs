@@ -1,7 +1,10 @@
 //! The ente's settings and the rules that only need them and the clock:
 //! R3 cutoff, R5 phone window, and where "today" is.
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,
+    TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -67,9 +70,20 @@ impl EnteSettings {
         }
     }
 
-    /// `now` as a local date and time of the ente.
+    /// `now` as a local date and time of the ente. Total: within hours of
+    /// chrono's last (or first) instant the local time would not exist, and
+    /// it is the last (first) one chrono has, where chrono's own
+    /// `naive_local` panics. No input reaches that far (inputs are checked
+    /// against [`super::reach::Reach`]); this keeps a clock gone wild from
+    /// crashing the node.
     pub fn local(&self, now: DateTime<Utc>) -> NaiveDateTime {
-        now.with_timezone(&self.timezone).naive_local()
+        let utc = now.naive_utc();
+        let offset = self.timezone.offset_from_utc_datetime(&utc).fix();
+        utc.checked_add_offset(offset).unwrap_or(if utc.year() > 0 {
+            NaiveDateTime::MAX
+        } else {
+            NaiveDateTime::MIN
+        })
     }
 
     pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
@@ -88,9 +102,9 @@ impl EnteSettings {
                 // Gaps are at most an hour; step forward a minute at a time.
                 (1..=180)
                     .find_map(|m| {
-                        self.timezone
-                            .from_local_datetime(&(local + Duration::minutes(m)))
-                            .earliest()
+                        // Checked: at chrono's last minute there is none after.
+                        let later = local.checked_add_signed(Duration::minutes(m))?;
+                        self.timezone.from_local_datetime(&later).earliest()
                     })
                     .map(|t| t.with_timezone(&Utc))
                     .unwrap_or_else(|| Utc.from_utc_datetime(&local))

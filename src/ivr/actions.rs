@@ -155,11 +155,12 @@ pub fn refusal_key(refusal: &Refusal) -> &'static str {
         Refusal::ReturnNotAfterStart { .. } => "return_not_after_start",
         Refusal::NotSuspended => "not_suspended",
         Refusal::DayClosed { .. } => "day_closed",
+        Refusal::OutOfReach { .. } => "out_of_reach",
     }
 }
 
 /// Every refusal key, for the dialplan check.
-pub const REFUSAL_KEYS: [&str; 11] = [
+pub const REFUSAL_KEYS: [&str; 12] = [
     "after_cutoff",
     "no_service_that_day",
     "suspended",
@@ -171,6 +172,7 @@ pub const REFUSAL_KEYS: [&str; 11] = [
     "return_not_after_start",
     "not_suspended",
     "day_closed",
+    "out_of_reach",
 ];
 
 /// One refusal of each kind (dates are irrelevant): what a call may have
@@ -195,6 +197,10 @@ pub static REFUSAL_SAMPLES: std::sync::LazyLock<Vec<Refusal>> = std::sync::LazyL
         },
         Refusal::NotSuspended,
         Refusal::DayClosed { date },
+        Refusal::OutOfReach {
+            date,
+            reach: crate::bookings::Reach::FRAME,
+        },
     ]
 });
 
@@ -253,6 +259,10 @@ mod tests {
             Refusal::ReturnNotAfterStart { from: d, until: d },
             Refusal::NotSuspended,
             Refusal::DayClosed { date: d },
+            Refusal::OutOfReach {
+                date: d,
+                reach: crate::bookings::Reach::FRAME,
+            },
         ] {
             let json = serde_json::to_value(&refusal).unwrap();
             assert_eq!(json["kind"], refusal_key(&refusal));

@@ -92,4 +92,32 @@ mod tests {
         assert_eq!(resolve("2812", d("2027-01-05")), Err(TooEarly));
         assert_eq!(resolve("0701", d("2027-01-05")), Ok(d("2027-01-07")));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Issue 13: whatever the target day, even at chrono's ends, a
+            /// DDMM date resolves without a panic to a date within a year
+            /// after it: always inside the school calendar's reach of a
+            /// target day in the school year (`bookings::reach`), which the
+            /// rules check again.
+            #[test]
+            fn any_target_and_any_digits_resolve_within_a_year(
+                day in prop_oneof![
+                    NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MAX.num_days_from_ce(),
+                    NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MIN.num_days_from_ce() + 400,
+                    NaiveDate::MAX.num_days_from_ce() - 400..=NaiveDate::MAX.num_days_from_ce(),
+                ],
+                digits in "[0-9]{4}",
+            ) {
+                let target = NaiveDate::from_num_days_from_ce_opt(day).unwrap();
+                if let Ok(date) = resolve(&digits, target) {
+                    prop_assert!(date >= target);
+                    prop_assert!((date - target).num_days() <= 366);
+                }
+            }
+        }
+    }
 }

@@ -261,8 +261,12 @@ pub fn refusal_prompt(refusal: &Refusal) -> PromptId {
         Refusal::NothingToUndo { .. } => const { PromptId::from_static("nothing_to_undo") },
         Refusal::NoServiceDayAhead => const { PromptId::from_static("no_service_day_ahead") },
         Refusal::AlreadySuspended { .. } => const { PromptId::from_static("already_suspended") },
-        // The return date was typed by the caller: ask again.
-        Refusal::ReturnNotAfterStart { .. } => const { PromptId::from_static("date_invalid") },
+        // The return date was typed by the caller: ask again. A DDMM date
+        // is never a year from the target day, so out of reach is only
+        // ever a date typed wrong too.
+        Refusal::ReturnNotAfterStart { .. } | Refusal::OutOfReach { .. } => {
+            const { PromptId::from_static("date_invalid") }
+        }
         Refusal::NotSuspended => const { PromptId::from_static("not_suspended") },
     }
 }

@@ -43,10 +43,14 @@ pub async fn run(store: Store, clock: Arc<dyn Clock>) {
                     let next = [today, today.succ_opt().unwrap_or(today)]
                         .into_iter()
                         .map(|d| settings.cutoff_of(d))
-                        .find(|cutoff| *cutoff > now)
-                        .unwrap_or(now + chrono::Duration::hours(1));
-                    // A second past the cutoff, so the day is surely closed.
-                    (next - now).to_std().unwrap_or_default() + Duration::from_secs(1)
+                        .find(|cutoff| *cutoff > now);
+                    // A second past the cutoff, so the day is surely closed;
+                    // an hour when no cutoff is ahead (a clock at chrono's
+                    // end, where adding an hour would overflow).
+                    next.and_then(|next| (next - now).to_std().ok())
+                        .map_or(Duration::from_secs(3600), |wait| {
+                            wait + Duration::from_secs(1)
+                        })
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "scheduler cannot read the settings");

@@ -8,11 +8,11 @@ use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
 use super::children::{ForChange, load_for_change};
-use super::rows::{date_text, millis};
+use super::rows::{date_text, millis, opt_date_text};
 use super::statements::{Arg, Statements};
 use super::{Backend, ChildId, Store, StoreError};
 use crate::bookings::{
-    Actor, Channel, ChildDays, DayChange, DayRequest, Refusal, RuleContext, ServiceCalendar,
+    Actor, Channel, ChildDays, DayChange, DayRequest, Reach, Refusal, RuleContext, ServiceCalendar,
     SuspensionChange,
 };
 
@@ -127,7 +127,7 @@ pub(super) async fn apply_in(
         }
     }
     let loaded = load_for_change(conn, backend, child, change.loads_from()).await?;
-    let (applied, writes) = match change.decide(&loaded) {
+    let (applied, writes) = match change.decide(&loaded)? {
         Ok(decided) => decided,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -150,15 +150,27 @@ pub(super) struct Change {
 }
 
 impl Change {
-    /// The first date [`load_for_change`] must load for it.
+    /// The first date [`load_for_change`] must load for it. Kept inside
+    /// [`Reach::FRAME`]: a date asked for outside it is refused by the
+    /// rules (outside the child's reach, which the frame holds) before
+    /// they look at a mark, so loading from the frame's edge changes
+    /// nothing, and the load's parameter is always a date the store can
+    /// compare.
     pub(super) fn loads_from(&self) -> NaiveDate {
-        days_needed_from(self.operation, self.now)
+        Reach::FRAME.clamp(days_needed_from(self.operation, self.now))
     }
 
     /// The rules' answer on what was loaded, and the statements that write
-    /// it with its audit row (R12): nothing is written yet.
-    pub(super) fn decide(&self, loaded: &ForChange) -> Result<(Applied, Statements), Refusal> {
-        let applied = plan(loaded, self.operation, self.now)?;
+    /// it with its audit row (R12): nothing is written yet. An error only
+    /// when a date to write cannot be stored (`rows::date_text`).
+    pub(super) fn decide(
+        &self,
+        loaded: &ForChange,
+    ) -> Result<Result<(Applied, Statements), Refusal>, StoreError> {
+        let applied = match plan(loaded, self.operation, self.now) {
+            Ok(applied) => applied,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         // The closing of a day and a late change never both win (R10). On
         // SQLite the transaction holds the database's write lock since its
         // BEGIN, so the closing, in this process or another, ran wholly
@@ -166,9 +178,9 @@ impl Change {
         // the child are the truth. PostgreSQL checks again under a lock
         // (`day_is_locked_closed`).
         if loaded.closed_days.contains(&applied.first_day()) {
-            return Err(Refusal::AfterCutoff {
+            return Ok(Err(Refusal::AfterCutoff {
                 date: applied.first_day(),
-            });
+            }));
         }
         let mut writes = Statements::new();
         write(
@@ -178,7 +190,7 @@ impl Change {
             &self.actor,
             self.channel,
             self.now,
-        );
+        )?;
         writes.push(
             "INSERT INTO audit (at_ms, actor, channel, child_id, action, detail) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -191,7 +203,7 @@ impl Change {
                 serde_json::to_string(&applied).unwrap_or_default().into(),
             ],
         );
-        Ok((applied, writes))
+        Ok(Ok((applied, writes)))
     }
 }
 
@@ -277,12 +289,13 @@ async fn day_is_locked_closed(
     conn: &mut AnyConnection,
     date: NaiveDate,
 ) -> Result<bool, StoreError> {
+    let day = date_text(date)?;
     sqlx::query("INSERT INTO days (date) VALUES ($1) ON CONFLICT (date) DO NOTHING")
-        .bind(date_text(date))
+        .bind(&day)
         .execute(&mut *conn)
         .await?;
     let row = sqlx::query("SELECT closed_at_ms FROM days WHERE date = $1 FOR SHARE")
-        .bind(date_text(date))
+        .bind(&day)
         .fetch_optional(&mut *conn)
         .await?;
     Ok(match row {
@@ -299,7 +312,7 @@ fn write(
     actor: &Actor,
     channel: Channel,
     now: DateTime<Utc>,
-) {
+) -> Result<(), StoreError> {
     let (id, channel, actor, at) = (
         Arg::from(child.0),
         Arg::from(channel.as_str()),
@@ -318,7 +331,7 @@ fn write(
              channel = excluded.channel, actor = excluded.actor, at_ms = excluded.at_ms",
             vec![
                 id,
-                date_text(date).into(),
+                date_text(date)?.into(),
                 kind.as_str().into(),
                 channel,
                 actor,
@@ -329,15 +342,15 @@ fn write(
             date, mark: None, ..
         }) => statements.push(
             "DELETE FROM day_marks WHERE child_id = $1 AND date = $2",
-            vec![id, date_text(date).into()],
+            vec![id, date_text(date)?.into()],
         ),
         Applied::Suspension(SuspensionChange::Start { from, until }) => statements.push(
             "INSERT INTO suspensions (child_id, date_from, date_until, channel, actor, at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6)",
             vec![
                 id,
-                date_text(from).into(),
-                until.map(date_text).into(),
+                date_text(from)?.into(),
+                opt_date_text(until)?.into(),
                 channel,
                 actor,
                 at,
@@ -347,17 +360,18 @@ fn write(
             "UPDATE suspensions SET date_until = $1, channel = $2, actor = $3, at_ms = $4 \
              WHERE child_id = $5 AND date_from = $6",
             vec![
-                date_text(resume).into(),
+                date_text(resume)?.into(),
                 channel,
                 actor,
                 at,
                 id,
-                date_text(from).into(),
+                date_text(from)?.into(),
             ],
         ),
         Applied::Suspension(SuspensionChange::Remove { from, .. }) => statements.push(
             "DELETE FROM suspensions WHERE child_id = $1 AND date_from = $2",
-            vec![id, date_text(from).into()],
+            vec![id, date_text(from)?.into()],
         ),
     }
+    Ok(())
 }

@@ -16,7 +16,8 @@ use crate::bookings::days::{DayMark, Suspension};
 use crate::bookings::settings::PagoPaSettings;
 use crate::bookings::{
     CancelCode, Cents, Channel, ChildDays, ClassId, Closure, DayStatus, Diet, EnteSettings,
-    FiscalCode, LateRequestPolicy, SchoolCalendar, SchoolId, ServiceCalendar, UserCode, Weekdays,
+    FiscalCode, LateRequestPolicy, Reach, SchoolCalendar, SchoolId, ServiceCalendar, UserCode,
+    Weekdays,
 };
 
 /// The store's key of a child.
@@ -144,6 +145,37 @@ impl Store {
     /// Served from the cache, like [`Store::settings`].
     pub async fn school_calendar(&self, school: &SchoolId) -> Result<SchoolCalendar, StoreError> {
         Ok(SchoolCalendar::clone(&*self.cached_school(school).await?))
+    }
+
+    /// A child's reach (`bookings::reach`): a year around its school's
+    /// year. From the cache, like [`Store::school_calendar`].
+    pub async fn child_reach(&self, child: &Child) -> Result<Reach, StoreError> {
+        Ok(Reach::of_school(&*self.cached_school(&child.school).await?))
+    }
+
+    /// A school's reach; None if there is no such school.
+    pub async fn school_reach(&self, school: &SchoolId) -> Result<Option<Reach>, StoreError> {
+        let row = sqlx::query("SELECT year_start, year_end FROM schools WHERE id = $1")
+            .bind(school.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| {
+            let (start, end) = (get_date(&r, "year_start")?, get_date(&r, "year_end")?);
+            Ok(Reach::of_school_years([(start, end)]))
+        })
+        .transpose()
+    }
+
+    /// The ente's reach (`bookings::reach`): a year around every school's
+    /// year together; the frame before any school is imported.
+    pub async fn reach(&self) -> Result<Reach, StoreError> {
+        let years = sqlx::query("SELECT year_start, year_end FROM schools")
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| Ok((get_date(r, "year_start")?, get_date(r, "year_end")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Reach::of_school_years(years))
     }
 
     /// The stored exceptions of a child that touch `from..=to`.
@@ -327,7 +359,7 @@ pub(super) async fn load_for_change(
     child: ChildId,
     from: NaiveDate,
 ) -> Result<ForChange, StoreError> {
-    let rows = for_change_statements(child, from)
+    let rows = for_change_statements(child, from)?
         .run(conn, backend)
         .await?;
     match for_change_from_rows(&rows)? {
@@ -338,7 +370,10 @@ pub(super) async fn load_for_change(
 
 /// The statements of [`load_for_change`], for a caller that sends them
 /// with others (`store::writer`).
-pub(super) fn for_change_statements(child: ChildId, from: NaiveDate) -> Statements {
+pub(super) fn for_change_statements(
+    child: ChildId,
+    from: NaiveDate,
+) -> Result<Statements, StoreError> {
     let mut statements = Statements::new();
     statements.push(
         format!(
@@ -364,9 +399,9 @@ pub(super) fn for_change_statements(child: ChildId, from: NaiveDate) -> Statemen
          SELECT 'd', date, NULL, NULL, NULL, NULL FROM days \
          WHERE date >= $2 AND closed_at_ms IS NOT NULL \
          ORDER BY 1, 2",
-        vec![Arg::Int(child.0), Arg::Text(rows::date_text(from))],
+        vec![Arg::Int(child.0), Arg::Text(rows::date_text(from)?)],
     );
-    statements
+    Ok(statements)
 }
 
 /// The rows of [`for_change_statements`] as a [`ForChange`]; None when
@@ -459,8 +494,8 @@ pub(super) async fn load_child_days(
          ORDER BY 1, 2",
     )
     .bind(child.0)
-    .bind(rows::date_text(from))
-    .bind(rows::date_text(to))
+    .bind(rows::date_text(from)?)
+    .bind(rows::date_text(to)?)
     .fetch_all(&mut *conn)
     .await?;
     for r in &rows {

@@ -34,6 +34,16 @@ pub enum ClosingOutcome {
     },
 }
 
+/// Which clocks the closings ran under ([`Store::closings_by_clock`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClosingClocks {
+    /// The last day closed under the real clock.
+    pub last_real: Option<NaiveDate>,
+    /// The last day closed under a clock set by hand, at an instant that
+    /// is still in the real future.
+    pub last_shifted_ahead: Option<NaiveDate>,
+}
+
 /// One child as the closing sees it.
 struct ChildRow {
     id: i64,
@@ -50,20 +60,24 @@ impl Store {
         date: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<ClosingOutcome, StoreError> {
+        let day = date_text(date)?;
         let mut tx = self.write.begin().await?;
         let settings = load_settings(&mut tx).await?;
         if settings.is_open(date, now) {
             return Ok(ClosingOutcome::NotYet { date });
         }
         // Close the day's row first: this waits for changes still holding
-        // it, and makes a second closing find it closed.
+        // it, and makes a second closing find it closed. It says which
+        // clock closed it, for `serve`'s guard against mixing clocks
+        // (`runtime::clock::check_clocks`).
         let closed = sqlx::query(
-            "INSERT INTO days (date, closed_at_ms) VALUES ($1, $2) \
-             ON CONFLICT (date) DO UPDATE SET closed_at_ms = excluded.closed_at_ms \
-             WHERE days.closed_at_ms IS NULL",
+            "INSERT INTO days (date, closed_at_ms, clock) VALUES ($1, $2, $3) \
+             ON CONFLICT (date) DO UPDATE SET closed_at_ms = excluded.closed_at_ms, \
+             clock = excluded.clock WHERE days.closed_at_ms IS NULL",
         )
-        .bind(date_text(date))
+        .bind(&day)
         .bind(millis(now))
+        .bind(self.clock.as_str())
         .execute(&mut *tx)
         .await?;
         if closed.rows_affected() == 0 {
@@ -81,14 +95,14 @@ impl Store {
         .bind(millis(now))
         .bind(settings.meal_price.0)
         .bind(format!("Pasto del {}", date.format("%d/%m/%Y")))
-        .bind(date_text(date))
+        .bind(&day)
         .execute(&mut *tx)
         .await?;
         let total = sqlx::query(
             "SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) AS total FROM ledger \
              WHERE date = $1 AND kind = 'meal'",
         )
-        .bind(date_text(date))
+        .bind(&day)
         .fetch_one(&mut *tx)
         .await?
         .try_get::<i64, _>("total")?;
@@ -104,9 +118,10 @@ impl Store {
     /// The kitchen report of `date`: final (from the frozen statuses) once
     /// the day is closed, a live preview before.
     pub async fn kitchen_report(&self, date: NaiveDate) -> Result<KitchenReport, StoreError> {
+        let day = date_text(date)?;
         let mut conn = self.read.acquire().await?;
         let closed = sqlx::query("SELECT closed_at_ms FROM days WHERE date = $1")
-            .bind(date_text(date))
+            .bind(&day)
             .fetch_optional(&mut *conn)
             .await?
             .map(|r| r.try_get::<Option<i64>, _>("closed_at_ms"))
@@ -138,7 +153,7 @@ impl Store {
         let started = rows::parse_date(&started)?;
         let closed: HashSet<NaiveDate> =
             sqlx::query("SELECT date FROM days WHERE closed_at_ms IS NOT NULL AND date >= $1")
-                .bind(date_text(started))
+                .bind(date_text(started)?)
                 .fetch_all(&mut *conn)
                 .await?
                 .iter()
@@ -152,13 +167,49 @@ impl Store {
             .collect())
     }
 
+    /// Which clocks the closings of this database ran under, as `serve`'s
+    /// guard needs them (`runtime::clock::check_clocks`): the last day
+    /// closed under the real clock, and the last day closed under a clock
+    /// set by hand at an instant still ahead of `real_now` (such a clock
+    /// ran ahead of the real date). Closings made before the clock was
+    /// recorded count as the migration `0003_clock` judged them.
+    pub async fn closings_by_clock(
+        &self,
+        real_now: DateTime<Utc>,
+    ) -> Result<ClosingClocks, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        let last = |rows: Option<sqlx::any::AnyRow>| -> Result<Option<NaiveDate>, StoreError> {
+            match rows {
+                Some(r) => rows::get_opt_date(&r, "last"),
+                None => Ok(None),
+            }
+        };
+        let real = sqlx::query(
+            "SELECT MAX(date) AS last FROM days \
+             WHERE closed_at_ms IS NOT NULL AND clock = 'real'",
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        let shifted = sqlx::query(
+            "SELECT MAX(date) AS last FROM days \
+             WHERE closed_at_ms > $1 AND clock = 'shifted'",
+        )
+        .bind(millis(real_now))
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(ClosingClocks {
+            last_real: last(real)?,
+            last_shifted_ahead: last(shifted)?,
+        })
+    }
+
     /// Records the day the service first ran, once; later calls keep it.
     pub async fn mark_service_started(&self, today: NaiveDate) -> Result<NaiveDate, StoreError> {
         let mut tx = self.write.begin().await?;
         sqlx::query(
             "UPDATE ente SET service_started_on = $1 WHERE id = 1 AND service_started_on IS NULL",
         )
-        .bind(date_text(today))
+        .bind(date_text(today)?)
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query("SELECT service_started_on FROM ente WHERE id = 1")
@@ -168,7 +219,10 @@ impl Store {
         let started: Option<String> = row.try_get("service_started_on")?;
         tx.commit().await?;
         self.settings_changed();
-        rows::parse_date(&started.unwrap_or_else(|| date_text(today)))
+        match started {
+            Some(started) => rows::parse_date(&started),
+            None => Ok(today),
+        }
     }
 }
 
@@ -208,7 +262,7 @@ async fn freeze_attendance(conn: &mut AnyConnection, date: NaiveDate) -> Result<
         placeholders.join(", ")
     );
     let weekday_bit = 1i64 << chrono::Datelike::weekday(&date).num_days_from_monday();
-    let mut query = sqlx::query(&sql).bind(date_text(date)).bind(weekday_bit);
+    let mut query = sqlx::query(&sql).bind(date_text(date)?).bind(weekday_bit);
     for school in open {
         query = query.bind(school.as_str());
     }
@@ -222,7 +276,7 @@ async fn statuses_on(
     conn: &mut AnyConnection,
     date: NaiveDate,
 ) -> Result<Vec<Attendance>, StoreError> {
-    let day = date_text(date);
+    let day = date_text(date)?;
     let schools = load_all_schools(conn).await?;
     let children: Vec<ChildRow> = sqlx::query(
         "SELECT c.id, c.school_id, c.class_id, c.diet, k.weekdays \
@@ -318,7 +372,7 @@ async fn frozen_attendance(
     date: NaiveDate,
 ) -> Result<Vec<Attendance>, StoreError> {
     sqlx::query("SELECT status, school_id, class_id, diet FROM attendance WHERE date = $1")
-        .bind(date_text(date))
+        .bind(date_text(date)?)
         .fetch_all(&mut *conn)
         .await?
         .iter()

@@ -46,8 +46,8 @@ impl Store {
             )
             .bind(school.id.as_str())
             .bind(&school.name)
-            .bind(date_text(school.calendar.year_start))
-            .bind(date_text(school.calendar.year_end))
+            .bind(date_text(school.calendar.year_start)?)
+            .bind(date_text(school.calendar.year_end)?)
             .bind(i64::from(school.calendar.weekdays.bits()))
             .execute(&mut *tx)
             .await?;
@@ -61,8 +61,8 @@ impl Store {
                      VALUES ($1, $2, $3, $4, 'import')",
                 )
                 .bind(school.id.as_str())
-                .bind(date_text(closure.from))
-                .bind(date_text(closure.to))
+                .bind(date_text(closure.from)?)
+                .bind(date_text(closure.to)?)
                 .bind(&closure.reason)
                 .execute(&mut *tx)
                 .await?;
@@ -157,7 +157,7 @@ impl Store {
                 "INSERT INTO news (date, title, body) VALUES ($1, $2, $3) \
                  ON CONFLICT (date, title) DO UPDATE SET body = excluded.body",
             )
-            .bind(date_text(news.date))
+            .bind(date_text(news.date)?)
             .bind(&news.title)
             .bind(&news.body)
             .execute(&mut *tx)

@@ -35,10 +35,12 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+use crate::bookings::ClockKind;
+
 pub use cache::TTL as CACHE_TTL;
 pub use changes::{Applied, Operation};
 pub use children::{CalendarDay, Child, ChildId};
-pub use closing::ClosingOutcome;
+pub use closing::{ClosingClocks, ClosingOutcome};
 pub use import::ImportSummary;
 pub use operator::{CallRecord, ClosureRow, CodeAttempt, News, OperatorClosure};
 pub use payments::{Payment, PaymentStatus, Receipt};
@@ -64,6 +66,12 @@ pub enum StoreError {
     /// was committed (the cause is logged once by the writer).
     #[error("the group commit failed: {0}")]
     BatchFailed(String),
+    /// Caller misuse: a date whose ISO text would not sort as a date (a
+    /// year before 0000 or after 9999), refused at the store's edge before
+    /// any SQL ran (`rows::date_text`). The boundaries check dates against
+    /// the school calendar's reach first, so this means one did not.
+    #[error("the date {0} cannot be stored: the store compares dates of years 0000 to 9999 only")]
+    UnstorableDate(chrono::NaiveDate),
     /// The group-commit writer has stopped (the runtime is shutting down).
     #[error("the store's writer has stopped")]
     WriterGone,
@@ -91,6 +99,8 @@ pub struct Store {
     /// SQLite: the group-commit writer every `apply` goes through
     /// (`store::writer`). PostgreSQL: None, a transaction per change.
     writer: Option<writer::Writer>,
+    /// The clock the process runs under, recorded with each closing.
+    clock: ClockKind,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -145,6 +155,7 @@ impl Store {
                     write,
                     backend,
                     cache: Arc::default(),
+                    clock: ClockKind::Real,
                 }
             }
             Backend::Postgres => {
@@ -161,6 +172,7 @@ impl Store {
                     backend,
                     cache: Arc::default(),
                     writer: None,
+                    clock: ClockKind::Real,
                 }
             }
         };
@@ -178,6 +190,13 @@ impl Store {
         if !cache {
             self.cache = Arc::new(cache::Cache::disabled());
         }
+        self
+    }
+
+    /// The same store for a process whose clock is `clock`: its closings
+    /// record it (`serve --now` runs under [`ClockKind::Shifted`]).
+    pub fn under_clock(mut self, clock: ClockKind) -> Store {
+        self.clock = clock;
         self
     }
 

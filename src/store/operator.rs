@@ -86,6 +86,7 @@ impl Store {
         to: NaiveDate,
         reason: &str,
     ) -> Result<Option<OperatorClosure>, StoreError> {
+        let (from_text, to_text) = (date_text(from)?, date_text(to)?);
         let mut tx = self.write.begin().await?;
         let exists = sqlx::query("SELECT id FROM schools WHERE id = $1")
             .bind(school.as_str())
@@ -101,8 +102,8 @@ impl Store {
              VALUES ($1, $2, $3, $4, 'operator') RETURNING id",
         )
         .bind(school.as_str())
-        .bind(date_text(from))
-        .bind(date_text(to))
+        .bind(from_text)
+        .bind(to_text)
         .bind(reason)
         .fetch_one(&mut *tx)
         .await?
@@ -207,7 +208,7 @@ impl Store {
             "INSERT INTO news (date, title, body) VALUES ($1, $2, $3) \
              ON CONFLICT (date, title) DO NOTHING RETURNING id",
         )
-        .bind(date_text(date))
+        .bind(date_text(date)?)
         .bind(title)
         .bind(body)
         .fetch_optional(&self.write)

@@ -98,7 +98,7 @@ impl Store {
         .bind(payer.0)
         .bind(amount.0)
         .bind(&pagopa.creditor_fiscal_code)
-        .bind(super::rows::date_text(due_date))
+        .bind(super::rows::date_text(due_date)?)
         .bind(millis(now))
         .fetch_one(&mut *tx)
         .await?

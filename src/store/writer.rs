@@ -198,8 +198,15 @@ async fn pipelined(
                 Err(e) => outcomes[index] = Some(Done::CallRecord(Err(e))),
             },
             Job::Change(change) => {
+                let loads = match for_change_statements(change.child, change.loads_from()) {
+                    Ok(loads) => loads,
+                    Err(e) => {
+                        outcomes[index] = Some(Done::Change(Err(e)));
+                        continue;
+                    }
+                };
                 let mut command = std::mem::take(&mut unsent);
-                command.append(for_change_statements(change.child, change.loads_from()));
+                command.append(loads);
                 let rows = match command.run(&mut tx.conn, backend).await {
                     Ok(rows) => rows,
                     Err(e) => return tx.abandon(e).await,
@@ -298,7 +305,7 @@ async fn decide(
     loads: &[AnyRow],
 ) -> Result<Result<(Applied, Statements), Refusal>, StoreError> {
     match for_change_from_rows(loads)? {
-        Some(loaded) => Ok(change.decide(&loaded)),
+        Some(loaded) => change.decide(&loaded),
         None => Err(why_not_loaded(conn, change.child).await),
     }
 }

@@ -349,6 +349,10 @@ fn every_refusal_has_a_sentence_in_both_languages() {
         },
         Refusal::NotSuspended,
         Refusal::DayClosed { date: day },
+        Refusal::OutOfReach {
+            date: day,
+            reach: crate::bookings::Reach::FRAME,
+        },
     ];
     for lang in Lang::ALL {
         let catalogue = catalogue(lang);
