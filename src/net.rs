@@ -58,6 +58,12 @@ impl IpNet {
     }
 }
 
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 /// `::ffff:a.b.c.d` as `a.b.c.d`; anything else unchanged.
 pub fn unmapped(ip: IpAddr) -> IpAddr {
     match ip {
@@ -93,5 +99,6 @@ mod tests {
         let host = IpNet::host("::ffff:198.51.100.7".parse().unwrap());
         assert!(host.contains("198.51.100.7".parse().unwrap()));
         assert!(!host.contains("198.51.100.8".parse().unwrap()));
+        assert_eq!(host.to_string(), "198.51.100.7/32");
     }
 }

@@ -82,7 +82,7 @@ use crate::media::pacing::Lateness;
 use crate::media::playout::Prompt;
 use crate::media::prompts::PromptLibrary;
 use crate::media::session::{AudioCodec, MediaParams, SessionConfig, SessionSeed, TelephoneEvent};
-use crate::sip::config::EndpointConfig;
+use crate::sip::config::{EndpointConfig, IpNet};
 use crate::sip::dialog::CallId;
 use crate::sip::endpoint::{EndReason, Endpoint, Event as SipEvent};
 use crate::sip::sdp::{Codec, Direction, Negotiated};
@@ -98,6 +98,9 @@ pub struct CallInfo {
     pub called: String,
     /// The dialplan the route names.
     pub dialplan: String,
+    /// The trunk the call came through: the allow-list network its INVITE's
+    /// source matched (per-trunk budgets count on it).
+    pub trunk: IpNet,
 }
 
 /// What the call logic hears about its call.
@@ -472,6 +475,7 @@ impl Controller {
                 caller,
                 media: _,
                 source,
+                trunk,
             } => {
                 if !self.logic.has_dialplan(&dialplan) {
                     tracing::warn!(%call, %dialplan, "no such dialplan; 404");
@@ -500,6 +504,7 @@ impl Controller {
                             caller,
                             called,
                             dialplan,
+                            trunk,
                         },
                         port: pair.port,
                         signalling: source.ip(),

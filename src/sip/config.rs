@@ -97,6 +97,16 @@ impl EndpointConfig {
         self.allowed.iter().any(|n| n.contains(ip))
     }
 
+    /// The trunk a request from `ip` comes through: the first allow-list
+    /// entry holding it (a carrier's network), else the address itself.
+    pub fn trunk_of(&self, ip: IpAddr) -> IpNet {
+        self.allowed
+            .iter()
+            .find(|n| n.contains(ip))
+            .copied()
+            .unwrap_or_else(|| IpNet::host(ip))
+    }
+
     pub fn route(&self, number: &str) -> Option<&str> {
         self.routes
             .get(number)

@@ -28,7 +28,7 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
-use super::config::{EndpointConfig, Unauthorized};
+use super::config::{EndpointConfig, IpNet, Unauthorized};
 use super::dialog::{CallId, Dialog, DialogState, Retransmit, SessionTimer};
 use super::headers::HeaderName;
 use super::limits::{Dropped, RatePerSource, SourceCounts, TokenBucket};
@@ -77,6 +77,8 @@ pub enum Event {
         /// Where the INVITE came from: its host is a plausible source of
         /// the call's media (`media::source`).
         source: SocketAddr,
+        /// The allow-list entry `source` matched: the trunk it came through.
+        trunk: IpNet,
     },
     /// The ACK arrived: media may flow.
     CallEstablished { call: CallId, media: Negotiated },

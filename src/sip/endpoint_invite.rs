@@ -130,6 +130,7 @@ impl Endpoint {
                     caller,
                     media,
                     source,
+                    trunk: self.config.trunk_of(source.ip()),
                 });
             }
         }

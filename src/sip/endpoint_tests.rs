@@ -288,12 +288,18 @@ fn basic_call_with_2xx_retransmission_until_ack_then_bye() {
             caller,
             media: Some(media),
             source,
+            trunk,
         },
     ] = events.as_slice()
     else {
         panic!("{events:?}")
     };
     assert_eq!(*source, PEER.parse().unwrap());
+    assert_eq!(
+        trunk.to_string(),
+        "0.0.0.0/0",
+        "the allow-list entry it matched"
+    );
     assert_eq!(
         (
             called.as_str(),
