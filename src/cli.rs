@@ -51,7 +51,7 @@ enum Command {
     },
     /// Import (or re-import) ente, schools, calendars, families and news.
     Import {
-        /// The TOML file (shape: shared/reference/import-example.toml).
+        /// The TOML file (shape: tests/data/import-example.toml).
         file: PathBuf,
     },
     /// A child's calendar for a month: each day's status and who changed it.

@@ -652,7 +652,7 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../../shared/reference/import-example.toml");
+    const EXAMPLE: &str = include_str!("../tests/data/import-example.toml");
 
     #[test]
     fn the_reference_example_imports() {

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
-const EXAMPLE: &str = "../shared/reference/import-example.toml";
+const EXAMPLE: &str = "tests/data/import-example.toml";
 
 fn mensa(db: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mensa"))

@@ -349,6 +349,33 @@ pub fn stream_keep_alive(buf: &[u8]) -> (usize, bool) {
     (n, buf[..n].windows(4).any(|w| w == b"\r\n\r\n"))
 }
 
+/// The body length a message on a stream declares in `head` (the bytes
+/// before the blank line): its Content-Length, 0 when absent (§18.3),
+/// read exactly as [`parse`] reads it. The stream framer asks once per
+/// message, when the head is complete, instead of parsing the whole
+/// message again on every read.
+pub fn stream_body_length(head: &[u8]) -> Result<usize, &'static str> {
+    let head = String::from_utf8_lossy(head);
+    let lengths = unfold(&head)
+        .into_iter()
+        .skip(1)
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            let name = HeaderName::parse(name.trim_end_matches([' ', '\t']));
+            (name == HeaderName::ContentLength).then(|| Header {
+                name,
+                value: value.trim_matches([' ', '\t']).to_owned(),
+            })
+        })
+        .collect();
+    match content_length(&Headers(lengths), usize::MAX, Framing::Stream) {
+        Ok(n) => Ok(n),
+        Err(BodyError::Bad(why)) => Err(why),
+        // Not with every byte available; kept total for the compiler.
+        Err(BodyError::Incomplete) => Err("Bad Content-Length"),
+    }
+}
+
 /// Larger heads on a stream are refused rather than buffered without end.
 pub const MAX_HEAD: usize = 16 * 1024;
 

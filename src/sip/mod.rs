@@ -16,6 +16,7 @@ pub mod dialog;
 mod dialog_in;
 pub mod endpoint;
 mod endpoint_invite;
+pub mod framing;
 pub mod headers;
 pub mod info;
 pub mod limits;
@@ -27,14 +28,15 @@ pub mod transaction;
 pub mod transport;
 pub mod uri;
 
-/// The RFC 4475 torture corpus, read from `shared/` beside the project
-/// (it is not part of the crate).
+/// The RFC 4475 torture corpus, in `tests/data/sip-torture/` (a copy of
+/// the team's reference, so that the tests need nothing outside the
+/// repository).
 #[cfg(test)]
 pub(crate) mod corpus {
     use std::path::PathBuf;
 
     pub fn dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/sip-torture")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sip-torture")
     }
 
     /// The bytes of one corpus file, e.g. `"wsinv"` or `"variants/baddn-terminated"`.
@@ -42,7 +44,7 @@ pub(crate) mod corpus {
         let path = dir().join(format!("{name}.dat"));
         std::fs::read(&path).unwrap_or_else(|e| {
             panic!(
-                "RFC 4475 corpus file {} missing ({e}): these tests need shared/reference/sip-torture/ next to the crate",
+                "RFC 4475 corpus file {} missing ({e}): these tests need tests/data/sip-torture/",
                 path.display()
             )
         })

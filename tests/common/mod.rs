@@ -9,7 +9,7 @@ use mensa::bookings::EnteSettings;
 use mensa::store::Store;
 
 /// The reference import file: the contract of the import's shape.
-pub const EXAMPLE: &str = include_str!("../../../shared/reference/import-example.toml");
+pub const EXAMPLE: &str = include_str!("../data/import-example.toml");
 
 pub fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
