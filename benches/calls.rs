@@ -137,6 +137,7 @@ fn main() {
         overload_lateness: None,
         overload_lag: None,
         shutdown_grace: Duration::from_secs(1),
+        sip_tcp: Default::default(),
     };
     let mut endpoint = EndpointConfig::demo("127.0.0.1:5060".parse().expect("addr"), 3);
     endpoint.max_concurrent_calls = 20_000;

@@ -89,6 +89,7 @@ fn a_call_with_keys_from_three_paths_and_a_steady_prompt() {
         overload_lateness: None,
         overload_lag: None,
         shutdown_grace: Duration::from_secs(1),
+        sip_tcp: Default::default(),
     };
     let endpoint = EndpointConfig::demo("127.0.0.1:5060".parse().unwrap(), 42);
     let server = rt

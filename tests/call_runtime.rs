@@ -96,6 +96,7 @@ fn shedding_runtime(
         overload_lateness: overload,
         overload_lag: lag,
         shutdown_grace: Duration::from_secs(1),
+        sip_tcp: Default::default(),
     };
     let endpoint = EndpointConfig::demo("127.0.0.1:5060".parse().unwrap(), 5);
     let server = rt

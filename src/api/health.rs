@@ -37,6 +37,33 @@ pub struct Metrics {
     shedding: AtomicU64,
     /// The call limit learned by shedding; 0: none.
     calls_limit: AtomicU64,
+    edge: Mutex<EdgeCounters>,
+}
+
+/// What the network edge dropped or closed since the start (the SIP
+/// endpoint's limits, SIP over TCP, the calls' RTP sources: see
+/// docs/security.md), copied in by the call runtime every second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EdgeCounters {
+    /// SIP datagrams or messages from sources not allowed, not parsed.
+    pub sip_not_allowed: u64,
+    /// Of those, requests answered 403.
+    pub sip_forbidden: u64,
+    /// Requests dropped: their source had its transactions open.
+    pub sip_source_transactions: u64,
+    /// Requests dropped: the node had its transactions open.
+    pub sip_transactions: u64,
+    pub tcp_accepted: u64,
+    pub tcp_not_allowed: u64,
+    pub tcp_refused: u64,
+    pub tcp_evicted: u64,
+    pub tcp_idle: u64,
+    pub tcp_slow_reader: u64,
+    pub tcp_framing: u64,
+    /// RTP from a source no call's SDP, signalling or allow-list names.
+    pub rtp_implausible: u64,
+    /// RTP from a plausible source that is not the call's latched one.
+    pub rtp_not_latched: u64,
 }
 
 /// Upper bounds of the request duration histogram, in seconds.
@@ -92,6 +119,13 @@ impl Metrics {
         self.shedding.store(u64::from(shedding), Ordering::Relaxed);
         let limit = limit.map_or(0, |n| u64::try_from(n).unwrap_or(u64::MAX));
         self.calls_limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// The edge's counters, totals since the start.
+    pub fn set_edge(&self, counters: EdgeCounters) {
+        if let Ok(mut e) = self.edge.lock() {
+            *e = counters;
+        }
     }
 
     /// A DTMF key, by source: `rfc4733`, `inband` or `sip_info`.
@@ -212,7 +246,86 @@ impl Metrics {
                 let _ = writeln!(out, "mensa_dtmf_keys_total{{source=\"{source}\"}} {n}");
             }
         }
+        self.render_edge(&mut out, family);
         out
+    }
+
+    fn render_edge(&self, out: &mut String, family: impl Fn(&mut String, &str, &str, &str)) {
+        let e = self.edge.lock().map(|e| *e).unwrap_or_default();
+        let labelled = |out: &mut String, name: &str, label: &str, values: &[(&str, u64)]| {
+            for (value, n) in values {
+                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+            }
+        };
+        family(
+            out,
+            "mensa_sip_dropped_total",
+            "counter",
+            "SIP dropped before any work: from a source not allowed (not parsed), or \
+             over the transactions of its source or of the node (not answered).",
+        );
+        labelled(
+            out,
+            "mensa_sip_dropped_total",
+            "reason",
+            &[
+                ("not_allowed", e.sip_not_allowed),
+                ("source_transactions", e.sip_source_transactions),
+                ("transactions", e.sip_transactions),
+            ],
+        );
+        family(
+            out,
+            "mensa_sip_forbidden_total",
+            "counter",
+            "403s answered to sources not allowed (within max_forbidden_per_second).",
+        );
+        let _ = writeln!(out, "mensa_sip_forbidden_total {}", e.sip_forbidden);
+        family(
+            out,
+            "mensa_sip_tcp_accepted_total",
+            "counter",
+            "SIP over TCP connections accepted.",
+        );
+        let _ = writeln!(out, "mensa_sip_tcp_accepted_total {}", e.tcp_accepted);
+        family(
+            out,
+            "mensa_sip_tcp_closed_total",
+            "counter",
+            "SIP over TCP connections closed by the node, by reason: not_allowed and \
+             refused at accept, evicted for a newcomer, idle, slow_reader (answers \
+             unread), framing (too large, bad Content-Length).",
+        );
+        labelled(
+            out,
+            "mensa_sip_tcp_closed_total",
+            "reason",
+            &[
+                ("not_allowed", e.tcp_not_allowed),
+                ("refused", e.tcp_refused),
+                ("evicted", e.tcp_evicted),
+                ("idle", e.tcp_idle),
+                ("slow_reader", e.tcp_slow_reader),
+                ("framing", e.tcp_framing),
+            ],
+        );
+        family(
+            out,
+            "mensa_rtp_rejected_total",
+            "counter",
+            "RTP packets dropped by the calls' source checks: implausible (no call's SDP, \
+             signalling or allow-list names the source), not_latched (another source than \
+             the call's, or key events that would have moved it).",
+        );
+        labelled(
+            out,
+            "mensa_rtp_rejected_total",
+            "reason",
+            &[
+                ("implausible", e.rtp_implausible),
+                ("not_latched", e.rtp_not_latched),
+            ],
+        );
     }
 }
 

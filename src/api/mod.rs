@@ -36,7 +36,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use serde::de::DeserializeOwned;
 
 pub use error::ApiError;
-pub use health::Metrics;
+pub use health::{EdgeCounters, Metrics};
 
 use crate::bookings::{Cents, Clock};
 use crate::store::Store;

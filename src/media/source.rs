@@ -101,6 +101,15 @@ pub struct RejectCounts {
     pub not_latched: u64,
 }
 
+impl RejectCounts {
+    pub fn plus(self, other: RejectCounts) -> RejectCounts {
+        RejectCounts {
+            implausible: self.implausible.saturating_add(other.implausible),
+            not_latched: self.not_latched.saturating_add(other.not_latched),
+        }
+    }
+}
+
 /// The latch of one call: see the module doc. Sans-IO like the session it
 /// belongs to: fed packets with the time, it answers what to do.
 #[derive(Debug)]

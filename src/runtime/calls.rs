@@ -70,8 +70,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::lag::LagProbe;
 use super::media::{MediaCommand, MediaEngine, MediaReport};
 use super::ports::PortPool;
-use super::sip::{Command as SipCommand, SipServer, spawn as spawn_sip};
+use super::sip::{Command as SipCommand, SipServer, spawn_with as spawn_sip};
+use super::sip_tcp::TcpLimits;
 use super::udp_batch::{SendMode, SendStats};
+use crate::api::EdgeCounters;
 use crate::bookings::PhoneNumber;
 use crate::ivr::{Lang, PromptId};
 use crate::media::dtmf::Key;
@@ -176,6 +178,9 @@ pub trait CallLogic: Send + Sync + 'static {
     /// The node started or stopped shedding new calls for load, or learned
     /// a new call limit (`media::overload`): for the operators' gauges.
     fn load_shedding(&self, _shedding: bool, _limit: Option<usize>) {}
+    /// What the network edge dropped or closed so far (SIP limits, TCP,
+    /// RTP sources), every second: for the operators' counters.
+    fn edge_counters(&self, _counters: EdgeCounters) {}
 }
 
 /// What the runtime needs beyond the SIP endpoint's config.
@@ -205,6 +210,8 @@ pub struct CallsConfig {
     pub overload_lag: Option<Duration>,
     /// How long calls may go on after a shutdown starts.
     pub shutdown_grace: Duration,
+    /// SIP over TCP: connections and idle time (`runtime::sip_tcp`).
+    pub sip_tcp: TcpLimits,
 }
 
 /// The running call runtime.
@@ -263,8 +270,16 @@ pub async fn start(
             "the RTP port range is smaller than the call limit: calls beyond it get 503"
         );
     }
-    super::open_files::raise_for(endpoint.max_concurrent_calls.min(pool.capacity()));
-    let sip = spawn_sip(config.sip_listen, Endpoint::new(endpoint)).await?;
+    super::open_files::raise_for(
+        endpoint.max_concurrent_calls.min(pool.capacity()),
+        config.sip_tcp.max_connections,
+    );
+    let sip = spawn_sip(
+        config.sip_listen,
+        Endpoint::new(endpoint),
+        config.sip_tcp.clone(),
+    )
+    .await?;
     let sip_addr = sip.local_addr;
     let tickers = match config.tickers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -379,6 +394,8 @@ const MEDIA_MIN_SAMPLES: u64 = 20;
 /// takes about 50 per window, the ones a lag kept from running included
 /// (`runtime::lag`).
 const LAG_MIN_SAMPLES: u64 = 20;
+/// How often the edge's counters go to the call logic (`/metrics`).
+const EDGE_REPORT: Duration = Duration::from_secs(1);
 /// After `hang_up_all`, how long to wait for the BYEs' `CallEnded`.
 const HANG_UP_WAIT: Duration = Duration::from_secs(5);
 
@@ -408,6 +425,8 @@ impl Controller {
         let mut hung_up = false;
         let mut overload_check = tokio::time::interval(OVERLOAD_CHECK);
         overload_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut edge_report = tokio::time::interval(EDGE_REPORT);
+        edge_report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if draining.is_some() && self.calls.is_empty() {
                 break;
@@ -426,6 +445,7 @@ impl Controller {
                 Some((id, command)) = commands.recv() => self.logic_command(id, command),
                 Some((id, report)) = reports.recv() => self.media_report(id, report),
                 _ = overload_check.tick(), if self.overload.is_some() => self.check_overload(),
+                _ = edge_report.tick() => self.report_edge(),
                 message = control.recv() => match message {
                     Some(Control::Stats(reply)) => {
                         let _ = reply.send(Stats {
@@ -706,6 +726,36 @@ impl Controller {
             let _ = self.sip.commands.send(SipCommand::CallLimit(Some(limit)));
             self.logic.load_shedding(shedding, Some(limit));
         }
+    }
+
+    /// The SIP endpoint's drops, the TCP counters and the RTP rejected by
+    /// the calls' source checks, to the logic's counters.
+    fn report_edge(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let dropped = self
+            .sip
+            .counters
+            .dropped
+            .lock()
+            .map(|d| *d)
+            .unwrap_or_default();
+        let tcp = &self.sip.counters.tcp;
+        let rtp = self.media.rejected();
+        self.logic.edge_counters(EdgeCounters {
+            sip_not_allowed: dropped.not_allowed,
+            sip_forbidden: dropped.forbidden,
+            sip_source_transactions: dropped.source_transactions,
+            sip_transactions: dropped.transactions,
+            tcp_accepted: tcp.accepted.load(Relaxed),
+            tcp_not_allowed: tcp.not_allowed.load(Relaxed),
+            tcp_refused: tcp.refused.load(Relaxed),
+            tcp_evicted: tcp.evicted.load(Relaxed),
+            tcp_idle: tcp.idle.load(Relaxed),
+            tcp_slow_reader: tcp.slow_reader.load(Relaxed),
+            tcp_framing: tcp.framing.load(Relaxed),
+            rtp_implausible: rtp.implausible,
+            rtp_not_latched: rtp.not_latched,
+        });
     }
 
     fn media_report(&mut self, call: CallId, report: MediaReport) {

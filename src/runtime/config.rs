@@ -329,6 +329,11 @@ impl ServeSettings {
                 overload_lag: (m.overload_lag_ms > 0)
                     .then(|| Duration::from_millis(m.overload_lag_ms)),
                 shutdown_grace: Duration::from_secs(self.shutdown.grace_secs),
+                sip_tcp: super::sip_tcp::TcpLimits {
+                    max_connections: self.sip.tcp_max_connections,
+                    max_per_source: self.sip.tcp_max_connections_per_source,
+                    idle_timeout: Duration::from_secs(self.sip.tcp_idle_timeout_secs),
+                },
             },
             prompts: m.prompts.clone(),
         })

@@ -64,6 +64,10 @@ impl CallLogic for IvrCallLogic {
         self.metrics.set_load_shedding(shedding, limit);
     }
 
+    fn edge_counters(&self, counters: crate::api::EdgeCounters) {
+        self.metrics.set_edge(counters);
+    }
+
     fn start(&self, call: CallInfo, handle: CallHandle) {
         let Some(plan) = self.dialplans.get(&call.dialplan).cloned() else {
             // has_dialplan said yes before the answer; a reload could only

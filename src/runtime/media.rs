@@ -62,6 +62,7 @@ use crate::media::playout::{PlayId, Prompt};
 use crate::media::session::{
     Channel, Input, MediaEvent, MediaParams, RtpSession, SessionConfig, SessionSeed,
 };
+use crate::media::source::RejectCounts;
 use crate::sip::dialog::CallId;
 
 use super::udp_batch::{DEFAULT_SLOTS, RECV_BATCH, RecvBatch, SendMode, SendStats, UdpBatch};
@@ -130,6 +131,8 @@ struct Shard {
 struct Published {
     lateness: Lateness,
     sends: SendStats,
+    /// RTP the calls' source checks dropped, ended calls included.
+    rejected: RejectCounts,
 }
 
 /// The ticker threads. Dropping it stops them.
@@ -247,6 +250,7 @@ impl MediaEngine {
                         due: Vec::new(),
                         clock: Instant::now(),
                         lateness: Lateness::default(),
+                        rejected_ended: RejectCounts::default(),
                         published: out,
                     };
                     ticker.run()
@@ -303,6 +307,15 @@ impl MediaEngine {
                     .unwrap_or_default()
             })
             .collect()
+    }
+
+    /// RTP dropped by the calls' source checks so far, all tickers (up to
+    /// 250 ms old).
+    pub fn rejected(&self) -> RejectCounts {
+        self.shards
+            .iter()
+            .map(|s| s.published.lock().map(|p| p.rejected).unwrap_or_default())
+            .fold(RejectCounts::default(), |a, b| a.plus(b))
     }
 
     /// What became of the datagrams sent so far, one per ticker (a copy,
@@ -375,6 +388,8 @@ struct Ticker {
     due: Vec<Instant>,
     /// Deadline → handed to the kernel.
     lateness: Lateness,
+    /// RTP dropped by the source checks of calls that ended.
+    rejected_ended: RejectCounts,
     published: Arc<Mutex<Published>>,
 }
 
@@ -421,9 +436,15 @@ impl Ticker {
                     .record(sent.saturating_duration_since(deadline));
             }
             if now >= published + PUBLISH_EVERY {
+                let rejected = self
+                    .calls
+                    .iter()
+                    .flatten()
+                    .fold(self.rejected_ended, |a, c| a.plus(c.session.rejected()));
                 if let Ok(mut p) = self.published.lock() {
                     p.lateness.clone_from(&self.lateness);
                     p.sends = self.batch.stats();
+                    p.rejected = rejected;
                 }
                 published = now;
             }
@@ -557,6 +578,7 @@ impl Ticker {
                 // names them (udp_batch, invariant 2), and without waiting
                 // for the sends in flight.
                 if let Some(mut call) = self.calls.get_mut(k).and_then(Option::take) {
+                    self.rejected_ended = self.rejected_ended.plus(call.session.rejected());
                     let registry = self.poll.registry();
                     let _ = registry.deregister(&mut call.rtp);
                     let _ = registry.deregister(&mut call.rtcp);

@@ -13,6 +13,7 @@ pub mod open_files;
 pub mod ports;
 pub mod scheduler;
 pub mod sip;
+pub mod sip_tcp;
 pub mod udp_batch;
 
 pub use clock::{ShiftedClock, SystemClock};

@@ -11,13 +11,17 @@
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
-/// Descriptors beyond the calls' sockets: SIP over TCP, HTTP connections,
-/// the database, the tickers' rings and epoll, logs.
+/// Descriptors beyond the calls' sockets and SIP's TCP connections: HTTP
+/// connections, the database, the tickers' rings and epoll, logs.
 pub const HEADROOM: u64 = 1_024;
 
-/// Descriptors for `calls` simultaneous calls.
-pub fn needed_for(calls: usize) -> u64 {
-    (calls as u64).saturating_mul(2).saturating_add(HEADROOM)
+/// Descriptors for `calls` simultaneous calls and `tcp` SIP connections
+/// (`[sip] tcp_max_connections`, each accepted before it is judged).
+pub fn needed_for(calls: usize, tcp: usize) -> u64 {
+    (calls as u64)
+        .saturating_mul(2)
+        .saturating_add(tcp as u64)
+        .saturating_add(HEADROOM)
 }
 
 /// The soft limit to ask for, from the current soft and hard limits and
@@ -32,10 +36,11 @@ pub fn calls_allowed(soft: u64) -> u64 {
     soft.saturating_sub(HEADROOM.min(soft / 2)) / 2
 }
 
-/// Raises the soft open-file limit towards what `calls` calls need;
-/// returns the limit in force afterwards (`None` if it cannot be read).
-pub fn raise_for(calls: usize) -> Option<u64> {
-    let needed = needed_for(calls);
+/// Raises the soft open-file limit towards what `calls` calls and `tcp`
+/// SIP connections need; returns the limit in force afterwards (`None` if
+/// it cannot be read).
+pub fn raise_for(calls: usize, tcp: usize) -> Option<u64> {
+    let needed = needed_for(calls, tcp);
     let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok(limits) => limits,
         Err(e) => {
@@ -81,8 +86,8 @@ mod tests {
     #[test]
     fn the_soft_limit_rises_to_what_is_needed_within_the_hard_one() {
         // systemd's default: soft 1,024, hard 524,288; 5,000 calls.
-        assert_eq!(needed_for(5_000), 11_024);
-        assert_eq!(target(1_024, 524_288, needed_for(5_000)), 11_024);
+        assert_eq!(needed_for(5_000, 0), 11_024);
+        assert_eq!(target(1_024, 524_288, needed_for(5_000, 0)), 11_024);
         // A hard limit below the need: as far as it goes.
         assert_eq!(target(1_024, 4_096, 11_024), 4_096);
         assert_eq!(calls_allowed(4_096), 1_536);
@@ -96,10 +101,10 @@ mod tests {
         // This process's own limit: enough for a handful of calls after
         // the call (raised if it was not), and never lowered.
         let (before, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-        let now = raise_for(8).unwrap();
+        let now = raise_for(8, 16).unwrap();
         assert!(now >= before);
-        if hard >= needed_for(8) {
-            assert!(now >= needed_for(8));
+        if hard >= needed_for(8, 16) {
+            assert!(now >= needed_for(8, 16));
         }
         assert_eq!(getrlimit(Resource::RLIMIT_NOFILE).unwrap().0, now);
     }

@@ -1,11 +1,13 @@
 //! The SIP sockets: UDP and TCP on one listen address driving the sans-IO
-//! [`Endpoint`]. TCP is framed by Content-Length ([`message::parse`] in
-//! stream mode); CRLF keep-alive pings are answered (RFC 5626 §3.5.1).
+//! [`Endpoint`]. TCP connections, their limits and their framing are
+//! `runtime::sip_tcp`'s; the endpoint checks every source against the
+//! allow-list before it parses a byte (`sip::limits`, docs/security.md).
 //!
 //! ```text
-//!  UDP socket ─────────────┐
-//!  TCP conn tasks (framed) ─┼─► driver task: Endpoint ─► sockets
-//!  SipServer::command ──────┘                        └─► SipServer events
+//!  UDP socket ─────────────────────────┐
+//!  sip_tcp: accept (allow-list, limits) │
+//!    └ a task per connection (framed) ──┼─► driver task: Endpoint ─► sockets
+//!  SipServer::command ──────────────────┘                        └─► SipServer events
 //! ```
 //!
 //! One driver task owns the endpoint, so it needs no lock; `Instant::now()`
@@ -14,15 +16,16 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
+use super::sip_tcp::{self, FromTcp, TcpConnection, TcpCounters, TcpLimits};
 use crate::sip::dialog::CallId;
 use crate::sip::endpoint::{Endpoint, Event, Input};
-use crate::sip::message::{self, Framing, ParseError};
+use crate::sip::limits::Dropped;
 use crate::sip::transport::{Transmit, Transport};
 
 /// What the call layer asks of the SIP endpoint.
@@ -55,17 +58,34 @@ pub struct SipServer {
     pub local_addr: SocketAddr,
     pub commands: mpsc::UnboundedSender<Command>,
     pub events: mpsc::UnboundedReceiver<Event>,
+    /// What was dropped for a limit, and what became of TCP connections.
+    pub counters: SipCounters,
 }
 
-enum FromTcp {
-    Opened(SocketAddr, mpsc::UnboundedSender<Vec<u8>>),
-    Message(SocketAddr, Vec<u8>),
-    Closed(SocketAddr),
+/// The endpoint's drops (copied out every [`PUBLISH_EVERY`]) and the TCP
+/// counters, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct SipCounters {
+    pub dropped: Arc<Mutex<Dropped>>,
+    pub tcp: Arc<TcpCounters>,
 }
+
+/// How often the driver copies the endpoint's drops out and marks the TCP
+/// connections that carry calls as active.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// Binds UDP and TCP on `listen` (port 0: any, the same for both) and
 /// spawns the driver.
-pub async fn spawn(listen: SocketAddr, mut endpoint: Endpoint) -> io::Result<SipServer> {
+pub async fn spawn(listen: SocketAddr, endpoint: Endpoint) -> io::Result<SipServer> {
+    spawn_with(listen, endpoint, TcpLimits::default()).await
+}
+
+/// [`spawn`] with the TCP limits given.
+pub async fn spawn_with(
+    listen: SocketAddr,
+    mut endpoint: Endpoint,
+    tcp_limits: TcpLimits,
+) -> io::Result<SipServer> {
     let udp = UdpSocket::bind(listen).await?;
     enlarge_receive_buffer(&udp);
     let local_addr = udp.local_addr()?;
@@ -73,24 +93,42 @@ pub async fn spawn(listen: SocketAddr, mut endpoint: Endpoint) -> io::Result<Sip
     let tcp = TcpListener::bind(local_addr).await?;
     let (command_tx, command_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
-    let (tcp_tx, tcp_rx) = mpsc::unbounded_channel();
-    tokio::spawn(accept(tcp, tcp_tx));
-    tokio::spawn(drive(endpoint, udp, tcp_rx, command_rx, event_tx));
+    let (tcp_tx, tcp_rx) = mpsc::channel(sip_tcp::TO_DRIVER_QUEUE);
+    let counters = SipCounters::default();
+    tokio::spawn(sip_tcp::accept(
+        tcp,
+        endpoint.allowed().to_vec(),
+        tcp_limits,
+        tcp_tx,
+        counters.tcp.clone(),
+    ));
+    tokio::spawn(drive(
+        endpoint,
+        udp,
+        tcp_rx,
+        command_rx,
+        event_tx,
+        counters.dropped.clone(),
+    ));
     Ok(SipServer {
         local_addr,
         commands: command_tx,
         events: event_rx,
+        counters,
     })
 }
 
 async fn drive(
     mut endpoint: Endpoint,
     udp: UdpSocket,
-    mut tcp_rx: mpsc::UnboundedReceiver<FromTcp>,
+    mut tcp_rx: mpsc::Receiver<FromTcp>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<Event>,
+    dropped: Arc<Mutex<Dropped>>,
 ) {
-    let mut connections: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
+    let mut connections: HashMap<SocketAddr, TcpConnection> = HashMap::new();
+    let mut publish = tokio::time::interval(PUBLISH_EVERY);
+    publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = vec![0u8; 65_535];
     // One timer for the endpoint's deadline, moved only when the deadline
     // does: a fresh `sleep_until` per loop turn registered and removed a
@@ -133,7 +171,7 @@ async fn drive(
                 }
             },
             Some(from_tcp) = tcp_rx.recv() => match from_tcp {
-                FromTcp::Opened(peer, writer) => { connections.insert(peer, writer); }
+                FromTcp::Opened(peer, connection) => { connections.insert(peer, connection); }
                 FromTcp::Closed(peer) => { connections.remove(&peer); }
                 FromTcp::Message(source, bytes) => {
                     endpoint.handle_input(Instant::now(), Input::Datagram { transport: Transport::Tcp, source, bytes: &bytes });
@@ -159,6 +197,18 @@ async fn drive(
                 armed = None;
                 endpoint.handle_timeout(Instant::now());
             }
+            _ = publish.tick() => {
+                if let Ok(mut d) = dropped.lock() {
+                    *d = endpoint.dropped();
+                }
+                // A connection that carries a call is not idle, however
+                // quiet: our BYE will need it.
+                for peer in endpoint.stream_peers() {
+                    if let Some(connection) = connections.get(&peer) {
+                        connection.touch();
+                    }
+                }
+            }
         }
         while let Some(Transmit {
             transport,
@@ -175,8 +225,10 @@ async fn drive(
                 // §18.2.2: over TCP, back on the connection the request came
                 // on. Opening a new connection when it is gone is not done yet.
                 Transport::Tcp => match connections.get(&destination) {
-                    Some(writer) => {
-                        let _ = writer.send(bytes);
+                    Some(connection) => {
+                        if !connection.send(bytes) {
+                            tracing::debug!(%destination, "SIP over TCP: the peer does not read; closing");
+                        }
                     }
                     None => {
                         tracing::debug!(%destination, "no TCP connection for a SIP message; dropped")
@@ -213,80 +265,4 @@ fn enlarge_receive_buffer(udp: &UdpSocket) {
     {
         tracing::warn!(error = %e, "SIP receive buffer left at the default");
     }
-}
-
-async fn accept(listener: TcpListener, to_driver: mpsc::UnboundedSender<FromTcp>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                tokio::spawn(connection(stream, peer, to_driver.clone()));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "TCP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Largest amount of unframed data a connection may hold.
-const MAX_TCP_BUFFER: usize = 64 * 1024;
-
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    to_driver: mpsc::UnboundedSender<FromTcp>,
-) {
-    let (mut reader, mut writer) = stream.into_split();
-    let (write_tx, mut write_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    if to_driver
-        .send(FromTcp::Opened(peer, write_tx.clone()))
-        .is_err()
-    {
-        return;
-    }
-    let write_task = tokio::spawn(async move {
-        while let Some(bytes) = write_rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-    });
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut chunk = vec![0u8; 16 * 1024];
-    'read: loop {
-        let n = match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        loop {
-            let (crlf, ping) = message::stream_keep_alive(&buf);
-            if ping {
-                let _ = write_tx.send(b"\r\n".to_vec());
-            }
-            buf.drain(..crlf);
-            if buf.is_empty() {
-                break;
-            }
-            match message::parse(&buf, Framing::Stream) {
-                Ok(parsed) => {
-                    let frame: Vec<u8> = buf.drain(..parsed.consumed.min(buf.len())).collect();
-                    let _ = to_driver.send(FromTcp::Message(peer, frame));
-                }
-                Err(ParseError::Incomplete) if buf.len() <= MAX_TCP_BUFFER => break,
-                Err(ParseError::Incomplete) => break 'read,
-                // Let the endpoint answer 400 if it can, then close: the
-                // framing of what follows is unknown (RFC 4475 §3.1.2.3).
-                Err(ParseError::Reply { .. } | ParseError::Drop(_)) => {
-                    let _ = to_driver.send(FromTcp::Message(peer, std::mem::take(&mut buf)));
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    break 'read;
-                }
-            }
-        }
-    }
-    let _ = to_driver.send(FromTcp::Closed(peer));
-    drop(write_tx);
-    let _ = write_task.await;
 }

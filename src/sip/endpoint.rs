@@ -283,6 +283,19 @@ impl Endpoint {
         }
     }
 
+    /// The trunk allow-list.
+    pub fn allowed(&self) -> &[IpNet] {
+        &self.config.allowed
+    }
+
+    /// The peers of calls over TCP: their connections must stay open.
+    pub fn stream_peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.dialogs
+            .values()
+            .filter(|d| d.transport == Transport::Tcp)
+            .map(|d| d.peer)
+    }
+
     /// Calls not yet fully ended (including those waiting for a BYE reply).
     pub fn active_calls(&self) -> usize {
         self.dialogs.len()
