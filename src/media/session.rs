@@ -285,6 +285,11 @@ impl RtpSession {
         self.destination
     }
 
+    /// The source the session latched onto, if any.
+    pub fn latched_source(&self) -> Option<SocketAddr> {
+        self.source.latched()
+    }
+
     /// Packets dropped so far because they came from the wrong source.
     pub fn rejected(&self) -> RejectCounts {
         self.source.rejected()

@@ -90,9 +90,10 @@ impl T {
         self.drain();
     }
 
-    /// The caller's silence, packets enough to be latched (`PROBATION`).
+    /// The caller's silence, packets enough to be latched: twice the
+    /// probation, since it sends from its NAT's address, not its SDP's.
     fn latch_caller(&mut self) {
-        for _ in 0..crate::media::source::PROBATION {
+        for _ in 0..2 * crate::media::source::PROBATION {
             let ts = self.rx_ts;
             self.rtp_in(8, ts, false, &[0xD5; 160]);
             self.rx_ts = self.rx_ts.wrapping_add(160);
@@ -296,6 +297,7 @@ fn telephone_events_at_any_payload_type_and_rate() {
             clock_rate: rate,
         });
         let mut t = T::new(params(Law::MuLaw, te), InbandMode::Auto);
+        t.latch_caller();
         let step = (rate / 50) as u16;
         for i in 1..=5u16 {
             t.run_to(20 * u64::from(i));
@@ -333,6 +335,7 @@ fn lost_audio_packet_inside_a_tone_is_one_digit() {
         .key(&mut rng, '6', -10.0, ms(100))
         .silence(ms(100));
     let mut t = T::new(params(Law::ALaw, None), InbandMode::Auto);
+    t.latch_caller();
     t.audio_in(Law::ALaw, &sig.through(Law::ALaw), &[4]);
     t.run_to(1000);
     assert_eq!(t.pressed(), "6");
@@ -574,7 +577,7 @@ fn a_silent_source_gives_way_to_an_audio_run_but_never_to_key_events() {
     assert_eq!(t.s.destination(), NAT.parse().unwrap());
     assert_eq!(t.pressed(), "");
     // Its audio in sequence does, after the probation.
-    for seq in 20..20 + u16::from(crate::media::source::PROBATION) {
+    for seq in 20..20 + 2 * u16::from(crate::media::source::PROBATION) {
         t.inject(relay, &packet(8, 55, seq, 0, false, &[0xD5; 160]));
     }
     assert_eq!(t.s.destination(), relay.parse().unwrap());
@@ -582,6 +585,25 @@ fn a_silent_source_gives_way_to_an_audio_run_but_never_to_key_events() {
         t.inject(relay, &p);
     }
     assert_eq!(t.pressed(), "7");
+}
+
+#[test]
+fn the_sdps_own_address_wins_a_race_at_the_start() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    // A spoofer of the signalling host starts first and keeps going, in
+    // perfect sequence; the caller answers from the address it announced.
+    let spoofer = "198.51.100.7:7000";
+    t.inject(spoofer, &packet(8, 66, 500, 0, false, &[0xD5; 160]));
+    for i in 1..40u16 {
+        t.inject(spoofer, &packet(8, 66, 500 + i, 0, false, &[0xD5; 160]));
+        t.inject(SDP, &packet(8, 77, 1000 + i, 0, false, &[0xD5; 160]));
+    }
+    assert_eq!(t.s.latched_source(), Some(SDP.parse().unwrap()));
+    for p in press(3, 66, 600, 0) {
+        t.inject(spoofer, &p);
+    }
+    assert_eq!(t.pressed(), "");
+    assert!(t.s.rejected().not_latched > 0);
 }
 
 #[test]

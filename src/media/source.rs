@@ -17,8 +17,12 @@
 //!    Anything else is dropped before the RTP header is read.
 //! 2. **Learning by a run of sequence numbers.** A source is latched
 //!    after [`PROBATION`] packets of one SSRC in consecutive sequence
-//!    numbers (RFC 3550 §A.1's probation). Its packets meanwhile are held,
-//!    and replayed once it latches, so a key typed at once is not lost.
+//!    numbers (RFC 3550 §A.1's probation) when it is the SDP's very
+//!    address, after twice as many when it is only plausible (a NATed
+//!    phone, a relay's other port), and never while the SDP's address is
+//!    itself learning: a spoofer racing the caller at the call's start must
+//!    outrun the address the caller announced. The packets of a run are
+//!    held, and replayed once it latches, so a key typed at once is not lost.
 //! 3. **No re-latch on a live stream, never on key events.** Once latched,
 //!    another source can take over only after the latched one has been
 //!    silent for [`RELATCH_SILENCE`] (a relay failed over), and only with
@@ -47,8 +51,9 @@ pub const PROBATION: u8 = 4;
 pub const RELATCH_SILENCE: Duration = Duration::from_millis(500);
 /// Sources learning at once; the one with the shortest run goes first.
 const MAX_CANDIDATES: usize = 4;
-/// Larger packets are not held for replay (G.711 at 120 ms is 972 bytes).
-const MAX_HELD_BYTES: usize = 1_200;
+/// Larger packets are not held for replay (G.711 at 40 ms is 332 bytes;
+/// longer packet times lose their first frames, not their keys).
+const MAX_HELD_BYTES: usize = 400;
 
 /// What a packet is, for the latch: audio and telephone-events are the
 /// call's stream; anything else (comfort noise, an unknown payload type)
@@ -226,10 +231,20 @@ impl SourceLatch {
             return Admission::Rejected(Rejected::NotLatched);
         }
         let index = self.candidate(from, header);
+        let sdp_learning = from != self.sdp
+            && self
+                .candidates
+                .iter()
+                .any(|c| c.addr == self.sdp && c.run > 0);
+        let needed = if from == self.sdp {
+            PROBATION
+        } else {
+            2 * PROBATION
+        };
         let Some(candidate) = self.candidates.get_mut(index) else {
             return Admission::Held;
         };
-        if candidate.run >= PROBATION {
+        if candidate.run >= needed && !sdp_learning {
             let held = std::mem::take(&mut candidate.held);
             self.latched = Some(Latched {
                 addr: from,
@@ -238,7 +253,7 @@ impl SourceLatch {
             self.candidates.clear();
             return Admission::Latched { held };
         }
-        if data.len() <= MAX_HELD_BYTES && candidate.held.len() < usize::from(PROBATION) {
+        if data.len() <= MAX_HELD_BYTES && candidate.held.len() < usize::from(2 * PROBATION) {
             candidate.held.push(data.to_vec());
         }
         Admission::Held

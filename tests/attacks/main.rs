@@ -4,7 +4,12 @@
 //! The heavier attacks are `#[ignore]`d and run by `.ci/run`.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../caller/mod.rs"]
+mod caller;
 #[path = "../demo/mod.rs"]
 mod demo;
+#[path = "../uac/mod.rs"]
+mod uac;
 
 mod dates;
+mod rtp;
