@@ -13,3 +13,4 @@ mod uac;
 
 mod dates;
 mod rtp;
+mod sip;
