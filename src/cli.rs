@@ -1121,7 +1121,11 @@ async fn serve(
             demo_guide(&settings.sip.routes, calls.sip_addr, text, &url)
         );
     }
-    let scheduler = tokio::spawn(runtime::scheduler::run(store.clone(), clock.clone()));
+    let scheduler = tokio::spawn(runtime::scheduler::run(
+        store.clone(),
+        clock.clone(),
+        settings.privacy.retention()?,
+    ));
     let health = state.sip_listening.clone();
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(runtime::http::serve_with(

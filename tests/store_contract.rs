@@ -64,6 +64,7 @@ contract!(
     a_closure_shows_at_once_after_the_calendar_was_read,
     dates_the_store_cannot_compare_never_reach_it,
     closings_remember_the_clock_they_ran_under,
+    retention_deletes_old_calls_and_redacts_who_acted,
 );
 
 async fn child(store: &Store, code: &str) -> Child {
@@ -1394,5 +1395,90 @@ async fn closings_remember_the_clock_they_ran_under(store: Store) {
             .unwrap()
             .last_shifted_ahead,
         None
+    );
+}
+
+/// `[privacy]`: call records go after their retention, and who made a
+/// change is reduced to its redacted form after theirs, in the audit, the
+/// day marks and the suspensions; what was done stays. Twice is once.
+async fn retention_deletes_old_calls_and_redacts_who_acted(store: Store) {
+    use mensa::store::{CallRecord, CodeAttempt, Retained, Retention};
+    import_example(&store).await;
+    let luca = child(&store, "100234").await;
+    let call = |started: &str| CallRecord {
+        caller: "+393331234567".into(),
+        called: "800082653".into(),
+        started_at: at(started),
+        ended_at: None,
+        codes: vec![CodeAttempt::redacted("58213", true)],
+        operations: serde_json::json!([]),
+    };
+    store.record_call(&call("2026-12-01 19:00")).await.unwrap();
+    store.record_call(&call("2026-12-09 19:00")).await.unwrap();
+    // An old change by phone (a mark), an old suspension by a parent, and
+    // a recent change by phone.
+    let cancel = |date: &str| Operation::Day {
+        date: d(date),
+        request: DayRequest::Absent,
+    };
+    store
+        .apply(luca.id, cancel("2026-12-02"), &caller(), Channel::Phone, at("2026-12-01 19:00"))
+        .await
+        .unwrap()
+        .unwrap();
+    let parent = Actor::Parent(mensa::bookings::FiscalCode::parse("RSSMRA80A01H501U").unwrap());
+    let suspend = Operation::Suspend {
+        from: d("2026-12-14"),
+        until: Some(d("2026-12-16")),
+    };
+    store
+        .apply(luca.id, suspend, &parent, Channel::Portal, at("2026-12-01 19:05"))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .apply(luca.id, cancel("2026-12-10"), &caller(), Channel::Phone, at("2026-12-09 19:00"))
+        .await
+        .unwrap()
+        .unwrap();
+    let retention = Retention {
+        call_records: chrono::Duration::days(5),
+        personal_data: chrono::Duration::days(5),
+    };
+    let now = at("2026-12-10 08:00");
+    let first = store.apply_retention(now, &retention).await.unwrap();
+    // One call; the audit rows of the two old changes, the mark and the
+    // suspension.
+    assert_eq!(
+        first,
+        Retained {
+            calls_deleted: 1,
+            actors_redacted: 4
+        }
+    );
+    let calls = store
+        .calls(at("2026-12-01 00:00"), at("2026-12-11 00:00"))
+        .await
+        .unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].1.started_at, at("2026-12-09 19:00"));
+    let mut actors = store.actors_of(luca.id).await.unwrap();
+    actors.sort();
+    assert_eq!(
+        actors,
+        [
+            "parent:RSS*************",
+            "parent:RSS*************",
+            "phone:+393331234567",
+            "phone:+393331234567",
+            "phone:…567",
+            "phone:…567",
+        ]
+    );
+    // What was done stays: the day is still absent, by phone.
+    assert_eq!(status(&store, &luca, "2026-12-02").await, DayStatus::Absent);
+    assert_eq!(
+        store.apply_retention(now, &retention).await.unwrap(),
+        Retained::default()
     );
 }

@@ -22,6 +22,9 @@
 //! [ivr]
 //! dialplans = "dialplans"        # <route's dialplan name>.toml in this folder
 //! max_wrong_codes_per_hour = 10  # per caller number, then "unavailable"
+//! [privacy]                      # how long personal data is kept
+//! call_records_days = 90         # phone call records, then deleted
+//! personal_data_days = 730       # who made a change, then redacted
 //! [http]                         # the JSON API's server (runtime::http)
 //! header_read_timeout_secs = 10  # slowloris; also the keep-alive idle time
 //! request_timeout_secs = 30      # then 503
@@ -53,6 +56,44 @@ pub struct ServeSettings {
     pub shutdown: ShutdownSettings,
     pub ivr: IvrSettings,
     pub http: HttpSettings,
+    pub privacy: PrivacySettings,
+}
+
+/// `[privacy]`: how long personal data is kept (`store::Retention`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// Phone call records (caller number, codes redacted, operations).
+    pub call_records_days: u32,
+    /// Who made each change (caller numbers, fiscal codes) in the audit,
+    /// the day marks and the suspensions; then only its redacted form.
+    pub personal_data_days: u32,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> PrivacySettings {
+        let d = crate::store::Retention::default();
+        PrivacySettings {
+            call_records_days: u32::try_from(d.call_records.num_days()).unwrap_or(90),
+            personal_data_days: u32::try_from(d.personal_data.num_days()).unwrap_or(730),
+        }
+    }
+}
+
+impl PrivacySettings {
+    /// What the scheduler applies once a day.
+    pub fn retention(&self) -> Result<crate::store::Retention, ConfigError> {
+        let days = |n: u32| {
+            (1..=36_500)
+                .contains(&n)
+                .then(|| chrono::Duration::days(i64::from(n)))
+                .ok_or(ConfigError::Privacy)
+        };
+        Ok(crate::store::Retention {
+            call_records: days(self.call_records_days)?,
+            personal_data: days(self.personal_data_days)?,
+        })
+    }
 }
 
 /// `[http]`: the limits of the JSON API's server.
@@ -237,6 +278,8 @@ pub enum ConfigError {
         "http: the timeouts must be from 1 to 3600 s, max_connections and max_body_bytes above 0"
     )]
     Http,
+    #[error("privacy: call_records_days and personal_data_days must be from 1 to 36500")]
+    Privacy,
 }
 
 /// Everything `serve` starts the call runtime with.
@@ -306,6 +349,7 @@ impl ServeSettings {
             return Err(ConfigError::Grace);
         }
         self.http.limits()?;
+        self.privacy.retention()?;
         let session = SessionConfig {
             inactivity_timeout: Duration::from_secs(m.inactivity_timeout_secs),
             rtcp_interval: Duration::from_secs(m.rtcp_interval_secs),

@@ -1,6 +1,8 @@
 //! The daily closing (R10), run by `serve`: at start it catches up on the
 //! days missed while the node was down, then closes each day at its cutoff.
 //! Several nodes on one PostgreSQL may all run it: closing is idempotent.
+//! Once a day it also applies the retention of personal data
+//! (`store::Retention`, `[privacy]`), idempotent too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::bookings::Clock;
-use crate::store::{ClosingOutcome, Store, StoreError};
+use crate::store::{ClosingOutcome, Retention, Store, StoreError};
 
 /// Closes every day whose cutoff has passed and that is still open.
 pub async fn close_due_days(
@@ -31,11 +33,31 @@ pub async fn close_due_days(
     Ok(outcomes)
 }
 
-/// Runs forever: closes due days, sleeps until the next cutoff, repeats.
-/// A failed closing is logged and retried a minute later.
-pub async fn run(store: Store, clock: Arc<dyn Clock>) {
+/// How often the retention of personal data is applied.
+const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Runs forever: closes due days, sleeps until the next cutoff, repeats;
+/// applies `retention` at start and then once a day. A failed closing is
+/// logged and retried a minute later.
+pub async fn run(store: Store, clock: Arc<dyn Clock>, retention: Retention) {
+    let mut retained_at: Option<std::time::Instant> = None;
     loop {
         let now = clock.now();
+        if retained_at.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
+            match store.apply_retention(now, &retention).await {
+                Ok(done) => {
+                    retained_at = Some(std::time::Instant::now());
+                    if done != Default::default() {
+                        tracing::info!(
+                            calls_deleted = done.calls_deleted,
+                            actors_redacted = done.actors_redacted,
+                            "personal data past its retention removed"
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "retention of personal data failed; retrying"),
+            }
+        }
         let wait = match close_due_days(&store, now).await {
             Ok(_) => match store.settings().await {
                 Ok(settings) => {

@@ -23,6 +23,7 @@ mod import;
 mod ledger;
 mod operator;
 mod payments;
+mod retention;
 mod rows;
 mod sessions;
 mod statements;
@@ -44,6 +45,7 @@ pub use closing::{ClosingClocks, ClosingOutcome};
 pub use import::ImportSummary;
 pub use operator::{CallRecord, ClosureRow, CodeAttempt, News, OperatorClosure};
 pub use payments::{Payment, PaymentStatus, Receipt};
+pub use retention::{Retained, Retention};
 pub use sessions::{Adult, AdultId, Login, Relation};
 
 /// Infrastructure failures. Business refusals are not errors: they are
