@@ -1422,7 +1422,13 @@ async fn retention_deletes_old_calls_and_redacts_who_acted(store: Store) {
         request: DayRequest::Absent,
     };
     store
-        .apply(luca.id, cancel("2026-12-02"), &caller(), Channel::Phone, at("2026-12-01 19:00"))
+        .apply(
+            luca.id,
+            cancel("2026-12-02"),
+            &caller(),
+            Channel::Phone,
+            at("2026-12-01 19:00"),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -1432,12 +1438,24 @@ async fn retention_deletes_old_calls_and_redacts_who_acted(store: Store) {
         until: Some(d("2026-12-16")),
     };
     store
-        .apply(luca.id, suspend, &parent, Channel::Portal, at("2026-12-01 19:05"))
+        .apply(
+            luca.id,
+            suspend,
+            &parent,
+            Channel::Portal,
+            at("2026-12-01 19:05"),
+        )
         .await
         .unwrap()
         .unwrap();
     store
-        .apply(luca.id, cancel("2026-12-10"), &caller(), Channel::Phone, at("2026-12-09 19:00"))
+        .apply(
+            luca.id,
+            cancel("2026-12-10"),
+            &caller(),
+            Channel::Phone,
+            at("2026-12-09 19:00"),
+        )
         .await
         .unwrap()
         .unwrap();

@@ -55,7 +55,9 @@ pub async fn run(store: Store, clock: Arc<dyn Clock>, retention: Retention) {
                         );
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "retention of personal data failed; retrying"),
+                Err(e) => {
+                    tracing::error!(error = %e, "retention of personal data failed; retrying")
+                }
             }
         }
         let wait = match close_due_days(&store, now).await {

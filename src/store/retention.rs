@@ -11,8 +11,8 @@ use sqlx::Row;
 
 use super::rows::millis;
 use super::{ChildId, Store, StoreError};
-use crate::bookings::pii::{Initials, PhoneDigits};
 use crate::bookings::Pii;
+use crate::bookings::pii::{Initials, PhoneDigits};
 
 /// The retention settings (`[privacy]` of the serve config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
