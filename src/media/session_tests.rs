@@ -607,6 +607,19 @@ fn the_sdps_own_address_wins_a_race_at_the_start() {
 }
 
 #[test]
+fn a_stray_packet_from_the_sdps_address_does_not_hold_the_caller_back() {
+    let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
+    // The relay sends once from the SDP's port, then from its other one.
+    t.inject(SDP, &packet(8, 5, 1, 0, false, &[0xD5; 160]));
+    t.run_to(500);
+    let other = "192.0.2.10:40002";
+    for seq in 10..10 + 2 * u16::from(crate::media::source::PROBATION) {
+        t.inject(other, &packet(8, 5, seq, 0, false, &[0xD5; 160]));
+    }
+    assert_eq!(t.s.latched_source(), Some(other.parse().unwrap()));
+}
+
+#[test]
 fn rtcp_from_another_host_does_not_redirect_reports() {
     let mut t = T::new(params(Law::ALaw, TE), InbandMode::Auto);
     t.latch_caller();

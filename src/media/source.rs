@@ -49,6 +49,9 @@ pub const PROBATION: u8 = 4;
 /// How long the latched source must have been silent before another may
 /// take over (a relay that failed over, a re-routed call).
 pub const RELATCH_SILENCE: Duration = Duration::from_millis(500);
+/// How recently the SDP's own address must have sent for its learning to
+/// hold the others back: a stray packet from it long ago must not.
+const SDP_PRECEDENCE: Duration = Duration::from_millis(200);
 /// Sources learning at once; the one with the shortest run goes first.
 const MAX_CANDIDATES: usize = 4;
 /// Larger packets are not held for replay (G.711 at 40 ms is 332 bytes;
@@ -144,6 +147,7 @@ struct Candidate {
     /// Packets counted in the current run.
     run: u8,
     held: Vec<Vec<u8>>,
+    last_seen: Instant,
 }
 
 impl SourceLatch {
@@ -230,12 +234,11 @@ impl SourceLatch {
             self.rejected.not_latched += 1;
             return Admission::Rejected(Rejected::NotLatched);
         }
-        let index = self.candidate(from, header);
+        let index = self.candidate(now, from, header);
         let sdp_learning = from != self.sdp
-            && self
-                .candidates
-                .iter()
-                .any(|c| c.addr == self.sdp && c.run > 0);
+            && self.candidates.iter().any(|c| {
+                c.addr == self.sdp && now.saturating_duration_since(c.last_seen) < SDP_PRECEDENCE
+            });
         let needed = if from == self.sdp {
             PROBATION
         } else {
@@ -262,9 +265,10 @@ impl SourceLatch {
     /// The candidate for `from`, its run advanced by this packet; a new
     /// one (evicting the one with the shortest run) if `from` was not
     /// learning yet.
-    fn candidate(&mut self, from: SocketAddr, header: Header) -> usize {
+    fn candidate(&mut self, now: Instant, from: SocketAddr, header: Header) -> usize {
         if let Some(i) = self.candidates.iter().position(|c| c.addr == from) {
             let c = &mut self.candidates[i];
+            c.last_seen = now;
             if c.ssrc == header.ssrc && c.next_sequence == header.sequence {
                 c.run = c.run.saturating_add(1);
             } else {
@@ -288,6 +292,7 @@ impl SourceLatch {
             next_sequence: header.sequence.wrapping_add(1),
             run: 1,
             held: Vec::new(),
+            last_seen: now,
         });
         self.candidates.len() - 1
     }
