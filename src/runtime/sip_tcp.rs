@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -90,8 +90,11 @@ impl TcpConnection {
         match self.writer.try_send(bytes) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.counters.slow_reader.fetch_add(1, Ordering::Relaxed);
-                self.shared.close.notify_one();
+                // Counted once, however many answers follow before it closes.
+                if !self.shared.closing.swap(true, Ordering::Relaxed) {
+                    self.counters.slow_reader.fetch_add(1, Ordering::Relaxed);
+                    self.shared.close.notify_one();
+                }
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -118,6 +121,8 @@ struct Shared {
     base: Instant,
     last_active_ms: AtomicU64,
     close: Notify,
+    /// Set when the driver gave up on an unread peer.
+    closing: AtomicBool,
 }
 
 impl Shared {
@@ -182,6 +187,7 @@ pub(super) async fn accept(
                     base,
                     last_active_ms: AtomicU64::new(0),
                     close: Notify::new(),
+                    closing: AtomicBool::new(false),
                 });
                 shared.touch();
                 next_id += 1;
@@ -390,6 +396,7 @@ mod tests {
             base,
             last_active_ms: AtomicU64::new(ms),
             close: Notify::new(),
+            closing: AtomicBool::new(false),
         })
     }
 
