@@ -34,6 +34,7 @@ pub mod import;
 pub mod ivr;
 pub mod load;
 pub mod media;
+pub mod password;
 pub mod runtime;
 pub mod sip;
 pub mod store;
