@@ -3,3 +3,7 @@
 //! would and checks that the node, its calls and its data are unharmed.
 //! The heavier attacks are `#[ignore]`d and run by `.ci/run`.
 #![allow(clippy::unwrap_used)]
+
+#[path = "../demo/mod.rs"]
+mod demo;
+mod login;
