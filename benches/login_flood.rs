@@ -63,7 +63,12 @@ fn serve(dir: &std::path::Path, http: &[String]) -> Server {
         .args(["--rtp-ports", "46000-47999"])
         .arg("--database-url")
         .arg(format!("sqlite://{}", dir.join("mensa.db").display()))
-        .env("RUST_LOG", "info")
+        // The request log at info, as in production (MENSA_BENCH_LOG to
+        // measure without it).
+        .env(
+            "RUST_LOG",
+            std::env::var("MENSA_BENCH_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -241,6 +246,7 @@ fn summary(report: &Value, name: &str) -> String {
 fn run(label: &str, server: &Server, seconds: u64, flood_with: Option<(usize, u32)>) {
     let before = metrics(server.http);
     let cpu_before = cpu(server.child.id(), "mensa-hashing");
+    let own_before = cpu(std::process::id(), "");
     let began = Instant::now();
     let flood = flood_with.map(|(clients, addresses)| flood(server.http, clients, addresses));
     let report = calls(server.sip, seconds);
@@ -248,6 +254,7 @@ fn run(label: &str, server: &Server, seconds: u64, flood_with: Option<(usize, u3
     let wall = began.elapsed().as_secs_f64();
     let after = metrics(server.http);
     let cpu_after = cpu(server.child.id(), "mensa-hashing");
+    let own_after = cpu(std::process::id(), "");
     let delta = |name: &str| {
         after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
     };
@@ -279,6 +286,13 @@ fn run(label: &str, server: &Server, seconds: u64, flood_with: Option<(usize, u3
         "  server CPU: {:.0} % of one core over {wall:.0} s, of which hashing threads {:.0} %",
         100.0 * (cpu_after.0 - cpu_before.0) / wall,
         100.0 * (cpu_after.1 - cpu_before.1) / wall,
+    );
+    println!(
+        "  flood clients' CPU: {:.0} % of one core; load average at the end: {}",
+        100.0 * (own_after.0 - own_before.0) / wall,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
 }
 

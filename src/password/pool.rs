@@ -43,6 +43,9 @@ pub struct HashingLimits {
     pub permits: usize,
     /// Untrusted verifications that may wait for a worker.
     pub queue: usize,
+    /// The workers' nice value (0 to 19): above 0 they yield the cores to
+    /// the phone line's threads when both want them.
+    pub nice: u8,
 }
 
 impl Default for HashingLimits {
@@ -56,9 +59,14 @@ impl Default for HashingLimits {
         HashingLimits {
             permits,
             queue: 4 * permits,
+            nice: DEFAULT_NICE,
         }
     }
 }
+
+/// The workers' default nice value (docs/benchmarks.md, "Login flood vs
+/// the phone line").
+pub const DEFAULT_NICE: u8 = 10;
 
 /// What `/metrics` shows of the verifier; shared with `api::Metrics`.
 #[derive(Debug, Default)]
@@ -107,7 +115,7 @@ impl Hashing {
     pub fn new(limits: HashingLimits, counters: Arc<HashingCounters>) -> Hashing {
         let limits = HashingLimits {
             permits: limits.permits.max(1),
-            queue: limits.queue,
+            ..limits
         };
         let shared = Arc::new(Shared {
             queues: Mutex::new(Queues::default()),
@@ -118,7 +126,10 @@ impl Hashing {
             let worker = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("mensa-hashing-{n}"))
-                .spawn(move || worker.work());
+                .spawn(move || {
+                    lower_priority(n, limits.nice);
+                    worker.work()
+                });
             if let Err(e) = spawned {
                 // With no worker at all, logins wait until the request
                 // timeout answers them 503: degraded, not unsafe.
@@ -197,6 +208,37 @@ impl Admission {
     }
 }
 
+/// Sets the calling worker's nice value. Raising it needs no privilege;
+/// a failure is logged once and the worker runs at normal priority.
+fn lower_priority(worker: usize, nice: u8) {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    if nice == 0 {
+        return;
+    }
+    let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+    // The crate maps its 0-99 scale onto nice values; find the step that
+    // lands on ours rather than repeat its formula.
+    let priority = (0..=99u8)
+        .filter_map(|p| ThreadPriorityValue::try_from(p).ok())
+        .map(ThreadPriority::Crossplatform)
+        .find(|p| p.to_posix(policy).ok() == Some(i32::from(nice)));
+    let result = match priority {
+        Some(p) => set_thread_priority_and_policy(thread_native_id(), p, policy)
+            .map_err(|e| format!("{e:?}")),
+        None => Err(format!("no priority maps to nice {nice}")),
+    };
+    match result {
+        Ok(()) if worker == 0 => tracing::info!(nice, "password hashing threads run niced"),
+        Err(error) if worker == 0 => {
+            tracing::warn!(%error, nice, "password hashing threads stay at normal priority")
+        }
+        _ => {}
+    }
+}
+
 struct Job {
     hash: Option<String>,
     password: Password,
@@ -265,7 +307,11 @@ mod tests {
 
     fn pool(permits: usize, queue: usize) -> (Hashing, Arc<HashingCounters>) {
         let counters = Arc::new(HashingCounters::default());
-        let limits = HashingLimits { permits, queue };
+        let limits = HashingLimits {
+            permits,
+            queue,
+            nice: 0,
+        };
         (Hashing::new(limits, counters.clone()), counters)
     }
 
@@ -321,6 +367,48 @@ mod tests {
         let order = order.lock().unwrap().clone();
         let at = order.iter().position(|o| o == "trusted").unwrap();
         assert!(at <= 2, "{order:?}");
+    }
+
+    #[test]
+    fn workers_run_at_the_nice_value_asked_for() {
+        let counters = Arc::new(HashingCounters::default());
+        let limits = HashingLimits {
+            permits: 1,
+            queue: 1,
+            nice: 13,
+        };
+        let hashing = Hashing::new(limits, counters);
+        // Other tests' workers have the same name: ours is the one at 13.
+        let found = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            thread_nices("mensa-hashing-0").contains(&13)
+        });
+        assert!(found, "{:?}", thread_nices("mensa-hashing-0"));
+        drop(hashing);
+    }
+
+    /// The nice values of this process's threads named `name` (field 19
+    /// of their /proc stat lines).
+    fn thread_nices(name: &str) -> Vec<i64> {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| {
+                let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                if comm.trim() != name {
+                    return None;
+                }
+                let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+                stat.rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .nth(16)?
+                    .parse()
+                    .ok()
+            })
+            .collect()
     }
 
     #[test]

@@ -30,6 +30,7 @@
 //! trusted_proxies = []           # whose X-Forwarded-For is believed
 //! login_hashing_permits = 0      # argon2 at once; 0 = half the cores
 //! login_hashing_queue_per_permit = 4   # untrusted logins waiting, then 503
+//! login_hashing_nice = 10        # the hashing threads yield to the phone line
 //! login_per_address_burst = 20   # login attempts per client address...
 //! login_per_address_per_minute = 10    # ... then this rate; 0 = no limit
 //! login_attempts_before_lock = 5 # the 5th attempt locks the count...
@@ -83,6 +84,8 @@ pub struct HttpSettings {
     pub login_hashing_permits: usize,
     /// Untrusted logins that may wait for a hashing worker, per worker.
     pub login_hashing_queue_per_permit: usize,
+    /// The hashing workers' nice value, 0 to 19.
+    pub login_hashing_nice: u8,
     pub login_per_address_burst: u32,
     /// 0: no per-address limit.
     pub login_per_address_per_minute: u32,
@@ -103,6 +106,7 @@ impl Default for HttpSettings {
             trusted_proxies: Vec::new(),
             login_hashing_permits: 0,
             login_hashing_queue_per_permit: 4,
+            login_hashing_nice: login.hashing.nice,
             login_per_address_burst: login.per_address_burst,
             login_per_address_per_minute: login.per_address_per_minute,
             login_attempts_before_lock: login.lock.attempts_before_lock,
@@ -141,6 +145,7 @@ impl HttpSettings {
         // A lock never lasts longer than a day: a parent always gets back in.
         if self.login_hashing_permits > 256
             || !(1..=1000).contains(&self.login_hashing_queue_per_permit)
+            || self.login_hashing_nice > 19
             || !(1..=1_000_000).contains(&self.login_per_address_burst)
             || self.login_per_address_per_minute > 1_000_000
             || !(1..=100).contains(&self.login_attempts_before_lock)
@@ -157,6 +162,7 @@ impl HttpSettings {
             hashing: HashingLimits {
                 permits,
                 queue: permits * self.login_hashing_queue_per_permit,
+                nice: self.login_hashing_nice,
             },
             per_address_burst: self.login_per_address_burst,
             per_address_per_minute: self.login_per_address_per_minute,
@@ -314,7 +320,7 @@ pub enum ConfigError {
     TrustedProxy(String),
     #[error(
         "http: login_hashing_permits at most 256, login_hashing_queue_per_permit from 1 to \
-         1000, login_per_address_burst from 1 and login_per_address_per_minute up to \
+         1000, login_hashing_nice at most 19, login_per_address_burst from 1 and login_per_address_per_minute up to \
          1000000, login_attempts_before_lock from 1 to 100, login_first_lock_secs from 1 \
          and login_max_lock_secs from it, both up to 86400"
     )]
@@ -533,7 +539,8 @@ mod tests {
             limits.login.hashing,
             HashingLimits {
                 permits: 3,
-                queue: 6
+                queue: 6,
+                nice: 10
             }
         );
         assert_eq!(limits.login.lock.first_lock, Duration::from_secs(30));
@@ -547,6 +554,7 @@ mod tests {
             "login_max_lock_secs = 30\nlogin_first_lock_secs = 60",
             "login_max_lock_secs = 86401",
             "login_attempts_before_lock = 0",
+            "login_hashing_nice = 20",
         ] {
             let bad: ServeSettings = toml::from_str(&format!("[http]\n{bad}")).unwrap();
             assert!(bad.resolve(1).is_err(), "{bad:?}");
