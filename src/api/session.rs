@@ -112,7 +112,7 @@ pub async fn login(
                 return attempt(
                     &state,
                     admission,
-                    adult.id,
+                    Some(adult.id),
                     hash,
                     password,
                     reservation,
@@ -141,11 +141,10 @@ pub async fn login(
     }
     // An unknown login is verified (against the dummy hash) like any
     // other, then refused.
-    let adult_id = adult.map_or(AdultId(0), |a| a.id);
     attempt(
         &state,
         admission,
-        adult_id,
+        adult.map(|a| a.id),
         hash,
         password,
         reservation,
@@ -185,7 +184,7 @@ fn locked(
 async fn attempt(
     state: &AppState,
     admission: Admission,
-    adult: AdultId,
+    adult: Option<AdultId>,
     hash: Option<String>,
     password: Password,
     reservation: Reservation,
@@ -196,17 +195,20 @@ async fn attempt(
     // verified against the dummy hash (the same work, never a match).
     let right = admission.verify(hash, password).await;
     state.metrics.count_login_verified(right);
-    if !right {
-        return Err(match reservation {
-            Reservation::Admitted {
-                locked_until: Some(until),
-                ..
-            } => ApiError::TooManyAttempts {
-                retry_after_secs: (until - now).num_seconds().max(1),
-            },
-            _ => ApiError::BadCredentials,
-        });
-    }
+    let adult = match adult {
+        Some(adult) if right => adult,
+        _ => {
+            return Err(match reservation {
+                Reservation::Admitted {
+                    locked_until: Some(until),
+                    ..
+                } => ApiError::TooManyAttempts {
+                    retry_after_secs: (until - now).num_seconds().max(1),
+                },
+                _ => ApiError::BadCredentials,
+            });
+        }
+    };
     let token = new_token();
     let device_token = new_token();
     let expires_at = now + state.config.session_ttl;
