@@ -43,8 +43,9 @@ pub struct HashingLimits {
     pub permits: usize,
     /// Untrusted verifications that may wait for a worker.
     pub queue: usize,
-    /// The workers' nice value (0 to 19): above 0 they yield the cores to
-    /// the phone line's threads when both want them.
+    /// How many steps nicer than the process the workers run (0 to 19,
+    /// as `nice -n`): above 0 they yield the cores to the phone line's
+    /// threads when both want them.
     pub nice: u8,
 }
 
@@ -208,8 +209,10 @@ impl Admission {
     }
 }
 
-/// Sets the calling worker's nice value. Raising it needs no privilege;
-/// a failure is logged once and the worker runs at normal priority.
+/// Makes the calling worker `nice` steps nicer than the process (as
+/// `nice -n` does: a node started at nice 5 hashes at 15), at most 19.
+/// Raising it needs no privilege; a failure is logged once and the worker
+/// runs at the process's priority.
 fn lower_priority(worker: usize, nice: u8) {
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
@@ -218,25 +221,40 @@ fn lower_priority(worker: usize, nice: u8) {
     if nice == 0 {
         return;
     }
+    let target = (current_nice().unwrap_or(0) + i32::from(nice)).min(19);
     let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
     // The crate maps its 0-99 scale onto nice values; find the step that
     // lands on ours rather than repeat its formula.
     let priority = (0..=99u8)
         .filter_map(|p| ThreadPriorityValue::try_from(p).ok())
         .map(ThreadPriority::Crossplatform)
-        .find(|p| p.to_posix(policy).ok() == Some(i32::from(nice)));
+        .find(|p| p.to_posix(policy).ok() == Some(target));
     let result = match priority {
         Some(p) => set_thread_priority_and_policy(thread_native_id(), p, policy)
             .map_err(|e| format!("{e:?}")),
-        None => Err(format!("no priority maps to nice {nice}")),
+        None => Err(format!("no priority maps to nice {target}")),
     };
     match result {
-        Ok(()) if worker == 0 => tracing::info!(nice, "password hashing threads run niced"),
+        Ok(()) if worker == 0 => {
+            tracing::info!(nice = target, "password hashing threads run niced")
+        }
         Err(error) if worker == 0 => {
-            tracing::warn!(%error, nice, "password hashing threads stay at normal priority")
+            tracing::warn!(%error, nice = target, "password hashing threads stay at normal priority")
         }
         _ => {}
     }
+}
+
+/// The calling thread's nice value (field 19 of its /proc stat line).
+fn current_nice() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // The command name, in parentheses, may hold spaces: count after it.
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(16)?
+        .parse()
+        .ok()
 }
 
 struct Job {
@@ -378,10 +396,12 @@ mod tests {
             nice: 13,
         };
         let hashing = Hashing::new(limits, counters);
-        // Other tests' workers have the same name: ours is the one at 13.
+        // 13 steps nicer than the test; other tests' workers have the same
+        // name: ours is the one at that value.
+        let expected = i64::from((current_nice().unwrap_or(0) + 13).min(19));
         let found = (0..200).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(5));
-            thread_nices("mensa-hashing-0").contains(&13)
+            thread_nices("mensa-hashing-0").contains(&expected)
         });
         assert!(found, "{:?}", thread_nices("mensa-hashing-0"));
         drop(hashing);

@@ -84,7 +84,7 @@ pub struct HttpSettings {
     pub login_hashing_permits: usize,
     /// Untrusted logins that may wait for a hashing worker, per worker.
     pub login_hashing_queue_per_permit: usize,
-    /// The hashing workers' nice value, 0 to 19.
+    /// How many steps nicer than the process the hashing workers run, 0 to 19.
     pub login_hashing_nice: u8,
     pub login_per_address_burst: u32,
     /// 0: no per-address limit.
