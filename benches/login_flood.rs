@@ -11,6 +11,9 @@
 //! defaults 30 s of calls, 64 clients, 4,000 addresses; each further
 //! argument is a line of the server's `[http]` section, e.g.
 //! `login_hashing_permits=2`. Run it `nice`d on a shared machine.
+//! `MENSA_BENCH_ROUNDS=N` alternates N runs of each; with
+//! `MENSA_BENCH_FLOOD_ELSEWHERE=1` the flood goes to a second node on the
+//! same machine (the control: the calls' node then shares only the CPUs).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -63,11 +66,15 @@ fn serve(dir: &std::path::Path, http: &[String]) -> Server {
         .args(["--rtp-ports", "46000-47999"])
         .arg("--database-url")
         .arg(format!("sqlite://{}", dir.join("mensa.db").display()))
-        // The request log at info, as in production (MENSA_BENCH_LOG to
-        // measure without it).
+        // The request log at info, as in production; MENSA_BENCH_LOG=off
+        // measures without it (the "serving" line, which says where the
+        // server listens, stays).
         .env(
             "RUST_LOG",
-            std::env::var("MENSA_BENCH_LOG").unwrap_or_else(|_| "info".into()),
+            match std::env::var("MENSA_BENCH_LOG").as_deref() {
+                Ok("off") => "warn,mensa::cli=info",
+                _ => "info",
+            },
         )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -262,18 +269,46 @@ fn summary(report: &Value, name: &str) -> String {
     )
 }
 
-fn run(label: &str, server: &Server, seconds: u64, flood_with: Option<(usize, u32)>) {
+/// Nanoseconds the threads of `pid` named `prefix…` waited for a CPU
+/// while runnable (the second field of their /proc schedstat).
+fn run_delay(pid: u32, prefix: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            stat.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// One run of calls; `flood_with`: (the server to flood, clients,
+/// addresses).
+fn run(label: &str, server: &Server, seconds: u64, flood_with: Option<(&Server, usize, u32)>) {
     let before = metrics(server.http);
     let cpu_before = cpu(server.child.id(), "mensa-hashing");
     let own_before = cpu(std::process::id(), "");
+    let waited_before = run_delay(server.child.id(), "tokio-runtime-w");
+    let flooded_before = flood_with.map(|(target, ..)| metrics(target.http));
     let began = Instant::now();
-    let flood = flood_with.map(|(clients, addresses)| flood(server.http, clients, addresses));
+    let flood =
+        flood_with.map(|(target, clients, addresses)| flood(target.http, clients, addresses));
     let report = calls(server.sip, seconds);
     let flooded = flood.map(Flood::finish);
     let wall = began.elapsed().as_secs_f64();
-    let after = metrics(server.http);
+    let waited = run_delay(server.child.id(), "tokio-runtime-w") - waited_before;
     let cpu_after = cpu(server.child.id(), "mensa-hashing");
     let own_after = cpu(std::process::id(), "");
+    // The login figures of the flooded server (the calls' own, or another).
+    let (before, after) = match (flooded_before, flood_with) {
+        (Some(b), Some((target, ..))) => (b, metrics(target.http)),
+        _ => (before, metrics(server.http)),
+    };
     let delta = |name: &str| {
         after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
     };
@@ -307,6 +342,10 @@ fn run(label: &str, server: &Server, seconds: u64, flood_with: Option<(usize, u3
         100.0 * (cpu_after.1 - cpu_before.1) / wall,
     );
     println!(
+        "  the calls' server's runtime workers waited for a CPU {:.0} ms per second",
+        waited as f64 / 1e6 / wall
+    );
+    println!(
         "  flood clients' CPU: {:.0} % of one core; load average at the end: {}",
         100.0 * (own_after.0 - own_before.0) / wall,
         std::fs::read_to_string("/proc/loadavg")
@@ -330,23 +369,35 @@ fn main() {
         .filter(|a| a.contains('='))
         .map(|a| a.replacen('=', " = ", 1))
         .collect();
+    let rounds: usize = std::env::var("MENSA_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    let elsewhere = std::env::var_os("MENSA_BENCH_FLOOD_ELSEWHERE").is_some();
     let dir = tempfile::tempdir().expect("a temporary folder");
     let server = serve(dir.path(), &http);
+    // The control: the same flood on another node on this machine, so
+    // that the calls' node shares only the CPUs with it.
+    let other_dir = tempfile::tempdir().expect("a temporary folder");
+    let other = elsewhere.then(|| serve(other_dir.path(), &http));
     println!(
         "login flood vs the phone line: {seconds} s of IVR calls (up to 100 at once, 5 new a \
          second, keys only) per run, the generator {}; flood {clients} clients from {addresses} \
-         addresses; [http] {http:?}",
+         addresses{}; [http] {http:?}",
         if realtime_allowed() {
             "under SCHED_FIFO"
         } else {
             "at normal priority"
-        }
+        },
+        if elsewhere { " on another node" } else { "" }
     );
-    run("calls alone", &server, seconds, None);
-    run(
-        "calls during a login flood",
-        &server,
-        seconds,
-        Some((clients, addresses)),
-    );
+    for round in 1..=rounds {
+        run(&format!("calls alone ({round})"), &server, seconds, None);
+        run(
+            &format!("calls during a login flood ({round})"),
+            &server,
+            seconds,
+            Some((other.as_ref().unwrap_or(&server), clients, addresses)),
+        );
+    }
 }
