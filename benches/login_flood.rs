@@ -293,7 +293,7 @@ fn run(label: &str, server: &Server, seconds: u64, flood_with: Option<(&Server, 
     let before = metrics(server.http);
     let cpu_before = cpu(server.child.id(), "mensa-hashing");
     let own_before = cpu(std::process::id(), "");
-    let waited_before = run_delay(server.child.id(), "tokio-runtime-w");
+    let waited_before = run_delay(server.child.id(), "tokio-rt-worker");
     let flooded_before = flood_with.map(|(target, ..)| metrics(target.http));
     let began = Instant::now();
     let flood =
@@ -301,7 +301,7 @@ fn run(label: &str, server: &Server, seconds: u64, flood_with: Option<(&Server, 
     let report = calls(server.sip, seconds);
     let flooded = flood.map(Flood::finish);
     let wall = began.elapsed().as_secs_f64();
-    let waited = run_delay(server.child.id(), "tokio-runtime-w") - waited_before;
+    let waited = run_delay(server.child.id(), "tokio-rt-worker") - waited_before;
     let cpu_after = cpu(server.child.id(), "mensa-hashing");
     let own_after = cpu(std::process::id(), "");
     // The login figures of the flooded server (the calls' own, or another).
