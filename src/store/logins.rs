@@ -218,7 +218,9 @@ impl Store {
 
     /// Counts an attempt against the device whose token digest is
     /// `token_sha256`, if it is an unexpired device of `adult` and not
-    /// locked; one statement, like [`Store::reserve_login_attempt`].
+    /// locked; the count is one statement, like
+    /// [`Store::reserve_login_attempt`]. A token that is no device of the
+    /// adult costs a read only (anyone can send one).
     pub async fn reserve_device_attempt(
         &self,
         token_sha256: &str,
@@ -226,6 +228,18 @@ impl Store {
         now: DateTime<Utc>,
         policy: &LockPolicy,
     ) -> Result<DeviceReservation, StoreError> {
+        let now_ms = millis(now);
+        let Some(until) = self
+            .device_locked_until(token_sha256, adult, now_ms)
+            .await?
+        else {
+            return Ok(DeviceReservation::NotTrusted);
+        };
+        if until > now_ms {
+            return Ok(DeviceReservation::Locked {
+                until: from_millis(until)?,
+            });
+        }
         let attempts = "CASE WHEN last_attempt_ms < $4 THEN 1 ELSE attempts + 1 END";
         let sql = format!(
             "UPDATE login_devices SET attempts = {attempts}, \
@@ -235,7 +249,6 @@ impl Store {
              RETURNING attempts, locked_until_ms",
             lock = policy.sql_lock_ms(attempts),
         );
-        let now_ms = millis(now);
         let row = sqlx::query(&sql)
             .bind(token_sha256)
             .bind(adult.0)
@@ -246,7 +259,30 @@ impl Store {
         if let Some(row) = row {
             return Ok(DeviceReservation::Admitted(admitted(&row, now_ms)?));
         }
-        let locked: Option<i64> = sqlx::query(
+        // A concurrent attempt locked it (or a login replaced it) between
+        // the read and the count.
+        Ok(
+            match self
+                .device_locked_until(token_sha256, adult, now_ms)
+                .await?
+            {
+                Some(until) => DeviceReservation::Locked {
+                    until: from_millis(until.max(now_ms))?,
+                },
+                None => DeviceReservation::NotTrusted,
+            },
+        )
+    }
+
+    /// Until when the device is locked (a past instant: it is not), if
+    /// `token_sha256` is an unexpired device of `adult`.
+    async fn device_locked_until(
+        &self,
+        token_sha256: &str,
+        adult: AdultId,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query(
             "SELECT locked_until_ms FROM login_devices \
              WHERE token_sha256 = $1 AND adult_id = $2 AND expires_at_ms > $3",
         )
@@ -256,16 +292,7 @@ impl Store {
         .fetch_optional(&self.read)
         .await?
         .map(|r| r.try_get("locked_until_ms"))
-        .transpose()?;
-        Ok(match locked {
-            Some(until) if until > now_ms => DeviceReservation::Locked {
-                until: from_millis(until)?,
-            },
-            // Unlocked between the two statements (its lock just ran
-            // out): refusing this once is the safe side.
-            Some(_) => DeviceReservation::Locked { until: now },
-            None => DeviceReservation::NotTrusted,
-        })
+        .transpose()?)
     }
 
     /// A right password: in one transaction, the session, the new device
