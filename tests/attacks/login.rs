@@ -300,3 +300,66 @@ async fn a_full_hashing_queue_answers_at_once_without_hashing() {
     assert_eq!(after.status, 201, "{}", after.body);
     server.stop();
 }
+
+/// The heavier variant of (a), run by `.ci/run`: 3,000 guesses at once
+/// from 250 addresses on both demo parents and 50 invented codes. Each
+/// count (two adults, at most 50 buckets of unknown logins) admits five,
+/// so at most 260 verifications (a full queue answers 503 and verifies
+/// nothing); both parents' browsers still get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "heavier: 3,000 concurrent logins (.ci/run runs it)"]
+async fn three_thousand_concurrent_guesses_on_many_accounts() {
+    const LAURA: &str = "BNCLRA85M41C034U";
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        dir.path(),
+        "login_hashing_queue_per_permit = 1000\nlogin_per_address_burst = 100",
+        "43300-43399",
+    );
+    let http = server.http;
+    let mut devices = Vec::new();
+    for fiscal in [MARIO, LAURA] {
+        let answer = login(
+            http,
+            address(0),
+            json!({"fiscal_code": fiscal, "password": PASSWORD}),
+        )
+        .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        devices.push(answer.body["device_token"].as_str().unwrap().to_string());
+    }
+    let before = metric(http, "mensa_password_verifications_total").await;
+    let mut guesses = Vec::new();
+    for n in 0..3000 {
+        let body = match n % 4 {
+            0 => json!({"fiscal_code": MARIO, "password": format!("guess-{n}")}),
+            1 => json!({"user_code": "100236", "password": format!("guess-{n}")}),
+            _ => json!({"user_code": format!("{}", 800_000 + n % 50), "password": "guess"}),
+        };
+        guesses.push(tokio::spawn(login(http, address(1 + n % 250), body)));
+    }
+    for g in guesses {
+        let answer = g.await.unwrap();
+        assert!(
+            matches!(answer.status, 401 | 429 | 503),
+            "{} {}",
+            answer.status,
+            answer.body
+        );
+    }
+    let verified = metric(http, "mensa_password_verifications_total").await - before;
+    assert!(
+        verified <= 260,
+        "{verified} verifications for 3,000 guesses"
+    );
+    for (fiscal, device) in [MARIO, LAURA].into_iter().zip(devices) {
+        let answer = login(
+            http,
+            address(251),
+            json!({"fiscal_code": fiscal, "password": PASSWORD, "device_token": device}),
+        )
+        .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+    }
+    server.stop();
+}
