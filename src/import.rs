@@ -11,7 +11,6 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use chrono::{NaiveDate, NaiveTime};
 use serde::Deserialize;
 use toml::Spanned;
@@ -303,7 +302,7 @@ pub fn parse(text: &str) -> Result<ImportData, Vec<Problem>> {
         for adult in &mut adults {
             if let Some(password) = adult.password.take() {
                 let place = format!("parents ({})", adult.fiscal_code.redacted());
-                adult.password_hash = c.check(&place, hash_password(password.expose()));
+                adult.password_hash = c.check(&place, crate::password::hash(password.expose()));
             }
         }
     }
@@ -637,15 +636,6 @@ pub fn code_problems(children: &[(String, UserCode, CancelCode)]) -> Vec<Problem
         }
     }
     problems
-}
-
-/// argon2id with a random salt, as a PHC string.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("cannot hash password: {e}"))
 }
 
 #[cfg(test)]

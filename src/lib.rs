@@ -37,6 +37,7 @@ pub mod ivr;
 pub mod load;
 pub mod media;
 pub mod net;
+pub mod password;
 pub mod runtime;
 pub mod sip;
 pub mod store;

@@ -114,6 +114,7 @@ api_tests!(
     login_by_user_code_or_fiscal_code_then_logout,
     sessions_expire,
     wrong_passwords_are_throttled_per_login,
+    a_device_token_gets_its_parent_in_while_the_login_is_locked,
     unknown_logins_and_adults_without_password_get_the_same_answer,
     login_bodies_are_checked,
     the_calendar_shows_statuses_reasons_and_what_can_change,
@@ -352,8 +353,17 @@ async fn wrong_passwords_are_throttled_per_login(api: Api) {
         StatusCode::TOO_MANY_REQUESTS,
         "too-many-attempts",
     );
-    // Another login is not affected.
-    api.token(MARIO, "demo-password").await;
+    // The count is the adult's, whichever code is typed: Mario's fiscal
+    // code is locked too (it was a second count, and each child's user
+    // code a third, before issue 13).
+    assert_problem(
+        &api.login(json!({"fiscal_code": MARIO, "password": "demo-password"}))
+            .await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-attempts",
+    );
+    // Another adult is not affected.
+    api.laura().await;
     // After the lock, the right password works and the count starts again.
     api.clock.set(at("2026-12-07 10:01:01"));
     assert_eq!(api.login(right).await.status, StatusCode::CREATED);
@@ -361,6 +371,87 @@ async fn wrong_passwords_are_throttled_per_login(api: Api) {
         &api.login(wrong).await,
         StatusCode::UNAUTHORIZED,
         "bad-credentials",
+    );
+}
+
+async fn a_device_token_gets_its_parent_in_while_the_login_is_locked(api: Api) {
+    let first = api
+        .login(json!({"user_code": LUCA, "password": "demo-password"}))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let device = first.body["device_token"].as_str().unwrap().to_string();
+    assert_eq!(device.len(), 64);
+    assert_ne!(device, first.body["token"].as_str().unwrap());
+    assert_eq!(first.body["device_expires_at"], "2027-06-05T09:00:00Z");
+    // Someone else locks the login for untrusted clients.
+    for _ in 0..5 {
+        api.login(json!({"fiscal_code": MARIO, "password": "guess"}))
+            .await;
+    }
+    let right = json!({"user_code": LUCA, "password": "demo-password"});
+    assert_problem(
+        &api.login(right.clone()).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-attempts",
+    );
+    // From his device, by either code, Mario gets in, and is given a new
+    // device token for next time.
+    let with = |login: (&str, &str), password: &str, device: &str| {
+        let mut body = json!({"password": password, "device_token": device});
+        body[login.0] = json!(login.1);
+        body
+    };
+    let again = api
+        .login(with(("user_code", LUCA), "demo-password", &device))
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.text);
+    let next = again.body["device_token"].as_str().unwrap().to_string();
+    assert_ne!(next, device);
+    let token = again.body["token"].as_str().unwrap();
+    let me = api.call(Method::GET, "/me", Some(token), None).await;
+    assert_eq!(me.body["fiscal_code"], MARIO);
+    // The old device token is spent: judged as untrusted, so locked.
+    assert_problem(
+        &api.login(with(("user_code", LUCA), "demo-password", &device))
+            .await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-attempts",
+    );
+    // A device token is Mario's only: Laura's login does not trust it.
+    assert_eq!(
+        api.login(with(("fiscal_code", LAURA), "delegate-password", &next))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    // The device has its own count: five wrong passwords lock it too,
+    // and then even the right one waits.
+    for _ in 0..4 {
+        assert_problem(
+            &api.login(with(("fiscal_code", MARIO), "guess", &next))
+                .await,
+            StatusCode::UNAUTHORIZED,
+            "bad-credentials",
+        );
+    }
+    let fifth = api
+        .login(with(("fiscal_code", MARIO), "guess", &next))
+        .await;
+    assert_problem(&fifth, StatusCode::TOO_MANY_REQUESTS, "too-many-attempts");
+    assert_eq!(fifth.headers[header::RETRY_AFTER], "60");
+    assert_problem(
+        &api.login(with(("fiscal_code", MARIO), "demo-password", &next))
+            .await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-attempts",
+    );
+    // Locks end: a minute later the device gets in again.
+    api.clock.set(at("2026-12-07 10:01"));
+    assert_eq!(
+        api.login(with(("fiscal_code", MARIO), "demo-password", &next))
+            .await
+            .status,
+        StatusCode::CREATED
     );
 }
 
@@ -1797,6 +1888,16 @@ async fn health_and_metrics(api: Api) {
         "mensa_shedding 0",
         "mensa_calls_limit 0",
         "mensa_dtmf_keys_total{source=\"rfc4733\"} 0",
+        "mensa_password_verifications_total 1",
+        "mensa_password_hashing 0",
+        "mensa_password_hashing_queued 0",
+        "mensa_logins_total{result=\"ok\"} 1",
+        "mensa_logins_total{result=\"bad_credentials\"} 0",
+        "mensa_logins_refused_total{reason=\"address\"} 0",
+        "mensa_logins_refused_total{reason=\"busy\"} 0",
+        "mensa_logins_refused_total{reason=\"locked\"} 0",
+        "# TYPE mensa_password_verifications_total counter",
+        "# TYPE mensa_password_hashing gauge",
         "# TYPE mensa_api_requests_total counter",
         "# TYPE mensa_api_request_duration_seconds histogram",
         "mensa_api_request_duration_seconds_bucket{le=\"+Inf\"} 4",
@@ -2119,6 +2220,7 @@ mod http_limits {
             request_timeout: Duration::from_millis(500),
             max_connections: 2,
             max_body_bytes: 1024,
+            ..HttpLimits::default()
         }
     }
 
@@ -2187,6 +2289,80 @@ mod http_limits {
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         assert!(answer.contains("urn:mensa:problem:timeout"), "{answer}");
         assert!(answer.contains("application/problem+json"), "{answer}");
+    }
+
+    /// A login with a wrong password, from `forwarded` if given; the
+    /// status line and the Retry-After header.
+    async fn guess(addr: SocketAddr, forwarded: Option<&str>) -> String {
+        let body = r#"{"user_code": "999999", "password": "guess"}"#;
+        let forwarded = forwarded.map_or(String::new(), |f| format!("X-Forwarded-For: {f}\r\n"));
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(
+                format!(
+                    "POST /api/v1/session HTTP/1.1\r\nHost: x\r\n{forwarded}\
+                     Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let answer = response(&mut socket).await;
+        let status = answer.lines().next().unwrap().to_string();
+        let retry = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("retry-after: "))
+            .map_or(String::new(), |r| format!(" retry-after {r}"));
+        format!("{status}{retry}")
+    }
+
+    fn two_logins_a_minute(trusted_proxies: &[&str]) -> HttpLimits {
+        let mut limits = HttpLimits {
+            header_read_timeout: Duration::from_secs(10),
+            trusted_proxies: trusted_proxies
+                .iter()
+                .map(|p| mensa::sip::config::IpNet::parse(p).unwrap())
+                .collect(),
+            ..limits()
+        };
+        limits.login.per_address_burst = 2;
+        limits.login.per_address_per_minute = 1;
+        limits
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn logins_are_limited_per_client_address() {
+        // No trusted proxy: X-Forwarded-For is the client's own word,
+        // ignored; every guess counts against the peer, 127.0.0.1.
+        let addr = server(two_logins_a_minute(&[])).await;
+        for (n, forged) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+            .into_iter()
+            .enumerate()
+        {
+            let answer = guess(addr, Some(forged)).await;
+            if n < 2 {
+                assert_eq!(answer, "HTTP/1.1 401 Unauthorized");
+            } else {
+                assert_eq!(answer, "HTTP/1.1 429 Too Many Requests retry-after 60");
+            }
+        }
+        // Behind a trusted proxy (loopback here), each forwarded client
+        // has its own bucket; the proxy's own requests have another.
+        let addr = server(two_logins_a_minute(&["127.0.0.1"])).await;
+        for _ in 0..2 {
+            assert_eq!(
+                guess(addr, Some("203.0.113.7, 198.51.100.1")).await,
+                "HTTP/1.1 401 Unauthorized"
+            );
+        }
+        let limited = guess(addr, Some("198.51.100.1")).await;
+        assert!(limited.starts_with("HTTP/1.1 429"), "{limited}");
+        assert_eq!(
+            guess(addr, Some("198.51.100.2")).await,
+            "HTTP/1.1 401 Unauthorized"
+        );
+        assert_eq!(guess(addr, None).await, "HTTP/1.1 401 Unauthorized");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

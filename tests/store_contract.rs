@@ -11,7 +11,10 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use common::{at, d, import_example, import_text};
 use mensa::bookings::{Actor, Cents, Channel, DayRequest, DayStatus, Refusal, UserCode};
-use mensa::store::{Applied, Child, ClosingOutcome, Operation, Store, StoreError};
+use mensa::store::{
+    AdultId, Applied, AttemptKey, Child, ClosingOutcome, DeviceReservation, LockPolicy,
+    LoginSuccess, Operation, Reservation, Store, StoreError,
+};
 
 /// Generates one test per contract case for each backend.
 macro_rules! contract {
@@ -53,7 +56,10 @@ contract!(
     catch_up_starts_from_the_first_day_of_service,
     the_frozen_day_matches_the_rules,
     sessions_are_found_until_they_expire_or_end,
-    wrong_passwords_lock_a_login_until_cleared,
+    attempts_are_counted_before_the_verification_and_lock,
+    concurrent_attempts_are_admitted_no_more_than_the_policy_says,
+    a_device_is_judged_by_its_own_count,
+    concurrent_attempts_on_a_device_are_admitted_no_more_than_the_policy_says,
     adults_act_for_their_children_and_delegated_ones_only,
     a_receipt_credits_the_ledger_once,
     concurrent_receipts_credit_once,
@@ -687,6 +693,16 @@ async fn mario(store: &Store) -> mensa::store::Adult {
     adult
 }
 
+async fn laura(store: &Store) -> mensa::store::Adult {
+    let cf = mensa::bookings::FiscalCode::parse("BNCLRA85M41C034U").unwrap();
+    let (adult, _) = store
+        .login_credentials(mensa::store::Login::FiscalCode(&cf))
+        .await
+        .unwrap()
+        .unwrap();
+    adult
+}
+
 async fn sessions_are_found_until_they_expire_or_end(store: Store) {
     import_example(&store).await;
     let adult = mario(&store).await;
@@ -731,63 +747,284 @@ async fn sessions_are_found_until_they_expire_or_end(store: Store) {
     assert_eq!(by_code, adult);
 }
 
-async fn wrong_passwords_lock_a_login_until_cleared(store: Store) {
+fn policy(attempts_before_lock: u32) -> LockPolicy {
+    LockPolicy {
+        attempts_before_lock,
+        first_lock: std::time::Duration::from_secs(60),
+        max_lock: std::time::Duration::from_secs(240),
+    }
+}
+
+fn admitted(attempts: i64, locked_until: Option<&str>) -> Reservation {
+    Reservation::Admitted {
+        attempts,
+        locked_until: locked_until.map(at),
+    }
+}
+
+async fn attempts_are_counted_before_the_verification_and_lock(store: Store) {
     import_example(&store).await;
+    let adult = mario(&store).await;
+    let key = AttemptKey::adult(adult.id);
+    let p = policy(3);
     let now = at("2026-12-07 10:00");
-    let lock = |n: i64| if n >= 3 { 60_000 } else { 0 };
-    for expected in 1..=2 {
+    let reserve = |t: &str| {
+        let (store, key) = (store.clone(), key.clone());
+        let t = at(t);
+        async move { store.reserve_login_attempt(&key, t, &p).await.unwrap() }
+    };
+    assert_eq!(reserve("2026-12-07 10:00").await, admitted(1, None));
+    assert_eq!(reserve("2026-12-07 10:00").await, admitted(2, None));
+    // The third is admitted and locks.
+    assert_eq!(
+        reserve("2026-12-07 10:00").await,
+        admitted(3, Some("2026-12-07 10:01"))
+    );
+    // Locked: refused and not counted, so the lock does not grow.
+    for _ in 0..3 {
         assert_eq!(
-            store
-                .record_login_failure("user:100234", now, lock)
-                .await
-                .unwrap(),
-            expected
+            reserve("2026-12-07 10:00:30").await,
+            Reservation::Locked {
+                until: at("2026-12-07 10:01")
+            }
         );
-        assert!(
+    }
+    // Another adult, and an unknown login, have their own counts.
+    let other = AttemptKey::unknown("user:999999");
+    assert_eq!(
+        store.reserve_login_attempt(&other, now, &p).await.unwrap(),
+        admitted(1, None)
+    );
+    // After the lock one more is admitted, and locks twice as long, up to
+    // the cap.
+    assert_eq!(
+        reserve("2026-12-07 10:01").await,
+        admitted(4, Some("2026-12-07 10:03"))
+    );
+    assert_eq!(
+        reserve("2026-12-07 10:03").await,
+        admitted(5, Some("2026-12-07 10:07"))
+    );
+    assert_eq!(
+        reserve("2026-12-07 10:07").await,
+        admitted(6, Some("2026-12-07 10:11"))
+    );
+    // A right password clears the count.
+    succeed(
+        &store,
+        adult.id,
+        "s1",
+        "d1",
+        None,
+        Some(&key),
+        "2026-12-07 10:11",
+    )
+    .await;
+    assert_eq!(reserve("2026-12-07 10:11").await, admitted(1, None));
+    // Attempts a day apart start a new count.
+    reserve("2026-12-07 10:11").await;
+    assert_eq!(reserve("2026-12-08 10:11:01").await, admitted(1, None));
+}
+
+async fn concurrent_attempts_are_admitted_no_more_than_the_policy_says(store: Store) {
+    import_example(&store).await;
+    let adult = mario(&store).await;
+    let now = at("2026-12-07 10:00");
+    let mut tasks = Vec::new();
+    for _ in 0..60 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = AttemptKey::adult(adult.id);
+            store.reserve_login_attempt(&key, now, &policy(5)).await
+        }));
+    }
+    let mut counted = Vec::new();
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            Reservation::Admitted { attempts, .. } => counted.push(attempts),
+            Reservation::Locked { until } => assert_eq!(until, at("2026-12-07 10:01")),
+        }
+    }
+    counted.sort();
+    assert_eq!(counted, vec![1, 2, 3, 4, 5]);
+}
+
+async fn succeed(
+    store: &Store,
+    adult: AdultId,
+    session: &str,
+    device: &str,
+    replaces: Option<&str>,
+    clears: Option<&AttemptKey>,
+    t: &str,
+) {
+    let now = at(t);
+    store
+        .login_succeeded(
+            &LoginSuccess {
+                adult,
+                session_sha256: session,
+                session_expires: now + chrono::Duration::hours(12),
+                device_sha256: device,
+                device_expires: now + chrono::Duration::days(180),
+                replaces_device: replaces,
+                clears,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+}
+
+async fn a_device_is_judged_by_its_own_count(store: Store) {
+    import_example(&store).await;
+    let mario = mario(&store).await;
+    let laura = laura(&store).await;
+    let p = policy(2);
+    let now = at("2026-12-07 10:00");
+    succeed(
+        &store,
+        mario.id,
+        "s1",
+        "phone",
+        None,
+        None,
+        "2026-12-07 10:00",
+    )
+    .await;
+    assert!(store.session_adult("s1", now).await.unwrap().is_some());
+    let device = |digest: &'static str, adult: AdultId, t: &'static str| {
+        let store = store.clone();
+        async move {
             store
-                .login_locked_until("user:100234", now)
+                .reserve_device_attempt(digest, adult, at(t), &p)
                 .await
                 .unwrap()
-                .is_none()
-        );
+        }
+    };
+    // Only Mario's own device token counts as his.
+    assert_eq!(
+        device("phone", laura.id, "2026-12-07 10:00").await,
+        DeviceReservation::NotTrusted
+    );
+    assert_eq!(
+        device("guess", mario.id, "2026-12-07 10:00").await,
+        DeviceReservation::NotTrusted
+    );
+    // An attacker locks Mario's count for untrusted clients...
+    let key = AttemptKey::adult(mario.id);
+    for _ in 0..2 {
+        store.reserve_login_attempt(&key, now, &p).await.unwrap();
+    }
+    assert!(matches!(
+        store.reserve_login_attempt(&key, now, &p).await.unwrap(),
+        Reservation::Locked { .. }
+    ));
+    // ... his phone still gets in, by its own count, which locks too.
+    assert_eq!(
+        device("phone", mario.id, "2026-12-07 10:00").await,
+        DeviceReservation::Admitted(admitted(1, None))
+    );
+    assert_eq!(
+        device("phone", mario.id, "2026-12-07 10:00").await,
+        DeviceReservation::Admitted(admitted(2, Some("2026-12-07 10:01")))
+    );
+    assert_eq!(
+        device("phone", mario.id, "2026-12-07 10:00:30").await,
+        DeviceReservation::Locked {
+            until: at("2026-12-07 10:01")
+        }
+    );
+    assert_eq!(
+        device("phone", mario.id, "2026-12-07 10:01").await,
+        DeviceReservation::Admitted(admitted(3, Some("2026-12-07 10:03")))
+    );
+    // A login from it replaces the token and leaves the attacker's count
+    // as it is.
+    succeed(
+        &store,
+        mario.id,
+        "s2",
+        "phone-2",
+        Some("phone"),
+        None,
+        "2026-12-07 10:03",
+    )
+    .await;
+    assert_eq!(
+        device("phone", mario.id, "2026-12-07 10:03").await,
+        DeviceReservation::NotTrusted
+    );
+    assert_eq!(
+        device("phone-2", mario.id, "2026-12-07 10:03").await,
+        DeviceReservation::Admitted(admitted(1, None))
+    );
+    assert!(matches!(
+        store
+            .reserve_login_attempt(&key, at("2026-12-07 10:00:59"), &p)
+            .await
+            .unwrap(),
+        Reservation::Locked { .. }
+    ));
+    // Devices expire, and an adult keeps the ten newest.
+    assert_eq!(
+        device("phone-2", mario.id, "2027-06-06 10:03").await,
+        DeviceReservation::NotTrusted
+    );
+    for n in 0..12 {
+        let t = format!("2026-12-07 11:{n:02}");
+        let digest = format!("laptop-{n}");
+        succeed(&store, mario.id, &format!("s-{n}"), &digest, None, None, &t).await;
     }
     assert_eq!(
         store
-            .record_login_failure("user:100234", now, lock)
+            .device_count(mario.id, at("2026-12-07 12:00"))
             .await
             .unwrap(),
-        3
+        mensa::store::MAX_DEVICES_PER_ADULT
     );
     assert_eq!(
-        store.login_locked_until("user:100234", now).await.unwrap(),
-        Some(at("2026-12-07 10:01"))
+        device("laptop-0", mario.id, "2026-12-07 12:00").await,
+        DeviceReservation::NotTrusted
     );
-    assert!(
-        store
-            .login_locked_until("cf:X", now)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .login_locked_until("user:100234", at("2026-12-07 10:01"))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    store.clear_login_failures("user:100234").await.unwrap();
-    assert_eq!(
-        store
-            .record_login_failure("user:100234", now, lock)
-            .await
-            .unwrap(),
-        1
-    );
-    // A day without failures forgets them.
-    let later = at("2026-12-08 10:00:01");
-    let failures = store.record_login_failure("user:100234", later, lock).await;
-    assert_eq!(failures.unwrap(), 1);
+    assert!(matches!(
+        device("laptop-11", mario.id, "2026-12-07 12:00").await,
+        DeviceReservation::Admitted(_)
+    ));
+}
+
+async fn concurrent_attempts_on_a_device_are_admitted_no_more_than_the_policy_says(store: Store) {
+    import_example(&store).await;
+    let adult = mario(&store).await;
+    succeed(
+        &store,
+        adult.id,
+        "s1",
+        "phone",
+        None,
+        None,
+        "2026-12-07 10:00",
+    )
+    .await;
+    let now = at("2026-12-07 10:00");
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .reserve_device_attempt("phone", adult.id, now, &policy(3))
+                .await
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            DeviceReservation::Admitted(_) => admitted += 1,
+            DeviceReservation::Locked { .. } => {}
+            DeviceReservation::NotTrusted => panic!("the device is Mario's"),
+        }
+    }
+    assert_eq!(admitted, 3);
 }
 
 async fn adults_act_for_their_children_and_delegated_ones_only(store: Store) {

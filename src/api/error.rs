@@ -45,6 +45,12 @@ pub enum ApiError {
     BadCredentials,
     #[error("too many attempts; retry in {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: i64 },
+    /// Too many login attempts from the client's address (per node).
+    #[error("too many requests from this address; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: i64 },
+    /// Every place to verify a password is taken: answered at once.
+    #[error("busy; retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: i64 },
     /// A delegate may act for a child but does not pay for it.
     #[error("not the payer")]
     NotThePayer,
@@ -131,6 +137,28 @@ impl ApiError {
                     "Troppe password errate per questo accesso: riprovare tra {} minuti.",
                     minutes(*retry_after_secs)
                 ),
+            ),
+            ApiError::RateLimited { retry_after_secs } => (
+                S::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many login attempts from this address",
+                format!(
+                    "Too many login attempts from this network: try again in {} second(s).",
+                    retry_after_secs.max(&1)
+                ),
+                format!(
+                    "Troppi tentativi di accesso da questa rete: riprovare tra {} secondi.",
+                    retry_after_secs.max(&1)
+                ),
+            ),
+            ApiError::Busy { .. } => (
+                S::SERVICE_UNAVAILABLE,
+                "busy",
+                "Too many logins at once",
+                "The service is checking many logins right now: try again in a moment.".into(),
+                "Il servizio sta verificando molti accessi in questo momento: riprovare tra \
+                 qualche istante."
+                    .into(),
             ),
             ApiError::NotThePayer => (
                 S::FORBIDDEN,
@@ -247,7 +275,9 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized | ApiError::BadCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::TooManyAttempts { retry_after_secs } => {
+            ApiError::TooManyAttempts { retry_after_secs }
+            | ApiError::RateLimited { retry_after_secs }
+            | ApiError::Busy { retry_after_secs } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.max(&1).to_string()) {
                     headers.insert(header::RETRY_AFTER, v);
                 }

@@ -4,15 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::login_guard::Refused;
 use super::{AppState, json};
 use crate::bookings::Channel;
+use crate::password::HashingCounters;
 
 /// The OpenAPI 3 document of the API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -37,6 +39,12 @@ pub struct Metrics {
     shedding: AtomicU64,
     /// The call limit learned by shedding; 0: none.
     calls_limit: AtomicU64,
+    /// The password verifier's own counters (`password::Hashing`).
+    pub hashing: Arc<HashingCounters>,
+    /// Logins refused before any work, by [`Refused`] (in `Refused::ALL`'s order).
+    logins_refused: [AtomicU64; 3],
+    /// Logins verified: right, wrong.
+    logins_verified: [AtomicU64; 2],
     edge: Mutex<EdgeCounters>,
 }
 
@@ -126,6 +134,17 @@ impl Metrics {
         if let Ok(mut e) = self.edge.lock() {
             *e = counters;
         }
+    }
+
+    /// A login refused before its password was verified.
+    pub fn count_login_refused(&self, why: Refused) {
+        let i = Refused::ALL.iter().position(|r| *r == why).unwrap_or(0);
+        self.logins_refused[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A login whose password was verified: right or wrong.
+    pub fn count_login_verified(&self, right: bool) {
+        self.logins_verified[usize::from(!right)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A DTMF key, by source: `rfc4733`, `inband` or `sip_info`.
@@ -234,6 +253,63 @@ impl Metrics {
             "Calls the node learned it carries on time after shedding; past it, new calls get 503. 0: no limit learned.",
             &self.calls_limit,
         );
+        family(
+            &mut out,
+            "mensa_password_verifications_total",
+            "counter",
+            "argon2 password verifications run (the dummy ones for unknown logins included).",
+        );
+        let _ = writeln!(
+            out,
+            "mensa_password_verifications_total {}",
+            self.hashing.verifications()
+        );
+        family(
+            &mut out,
+            "mensa_password_hashing",
+            "gauge",
+            "Password verifications running now (at most [http] login_hashing_permits).",
+        );
+        let _ = writeln!(out, "mensa_password_hashing {}", self.hashing.running());
+        family(
+            &mut out,
+            "mensa_password_hashing_queued",
+            "gauge",
+            "Password verifications waiting for a hashing worker.",
+        );
+        let _ = writeln!(
+            out,
+            "mensa_password_hashing_queued {}",
+            self.hashing.queued()
+        );
+        family(
+            &mut out,
+            "mensa_logins_refused_total",
+            "counter",
+            "Logins refused before any password was verified, by reason \
+             (address: per-address limit, busy: hashing queue full, locked: too many attempts).",
+        );
+        for (why, n) in Refused::ALL.iter().zip(&self.logins_refused) {
+            let _ = writeln!(
+                out,
+                "mensa_logins_refused_total{{reason=\"{}\"}} {}",
+                why.as_str(),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        family(
+            &mut out,
+            "mensa_logins_total",
+            "counter",
+            "Logins whose password was verified, by result.",
+        );
+        for (result, n) in ["ok", "bad_credentials"].iter().zip(&self.logins_verified) {
+            let _ = writeln!(
+                out,
+                "mensa_logins_total{{result=\"{result}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         family(
             &mut out,
             "mensa_dtmf_keys_total",

@@ -14,10 +14,12 @@
 //!
 //! One file per resource; no SQL here (the store is the only door).
 
+pub mod address_limit;
 pub mod auth;
 pub mod children;
 pub mod error;
 pub mod health;
+pub mod login_guard;
 pub mod messages;
 pub mod money;
 pub mod operator;
@@ -37,6 +39,7 @@ use serde::de::DeserializeOwned;
 
 pub use error::ApiError;
 pub use health::{EdgeCounters, Metrics};
+pub use login_guard::{ClientAddr, LoginGuard, LoginLimits};
 
 use crate::bookings::{Cents, Clock};
 use crate::store::Store;
@@ -48,6 +51,11 @@ pub struct ApiConfig {
     pub operator_token: Option<String>,
     /// How long a parent's session lasts.
     pub session_ttl: chrono::Duration,
+    /// How long a device token lets its device log in under its own
+    /// count (each login replaces it with a new one).
+    pub device_ttl: chrono::Duration,
+    /// The limits on login attempts (`[http]` login settings).
+    pub login: LoginLimits,
     /// The largest top-up one notice may ask for.
     pub max_top_up: Cents,
     /// Days from the notice to its due date.
@@ -61,6 +69,8 @@ impl Default for ApiConfig {
         ApiConfig {
             operator_token: None,
             session_ttl: chrono::Duration::hours(12),
+            device_ttl: chrono::Duration::days(180),
+            login: LoginLimits::default(),
             max_top_up: Cents(50_000),
             notice_due_days: 30,
             max_body_bytes: DEFAULT_BODY_LIMIT,
@@ -78,17 +88,34 @@ pub struct AppState {
     /// Set by `serve` once the SIP endpoint listens; cleared when a
     /// shutdown starts draining.
     pub sip_listening: Arc<AtomicBool>,
+    /// The login limits at work (`config.login`).
+    pub login: Arc<LoginGuard>,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: ApiConfig) -> AppState {
+        let metrics = Arc::new(Metrics::default());
+        let login = Arc::new(LoginGuard::new(config.login, metrics.hashing.clone()));
         AppState {
             store,
             clock,
             config: Arc::new(config),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             sip_listening: Arc::new(AtomicBool::new(false)),
+            login,
         }
+    }
+
+    /// The same state with other login limits (new address buckets and
+    /// hashing workers; the metrics stay shared).
+    pub fn with_login_limits(mut self, limits: LoginLimits) -> AppState {
+        if self.config.login != limits {
+            let mut config = (*self.config).clone();
+            config.login = limits;
+            self.config = Arc::new(config);
+            self.login = Arc::new(LoginGuard::new(limits, self.metrics.hashing.clone()));
+        }
+        self
     }
 }
 

@@ -1,40 +1,39 @@
 //! `POST /session`, `DELETE /session`, `GET /me`.
 //!
-//! Wrong passwords are throttled per login (user code or fiscal code, as
-//! typed): the first four cost nothing, the fifth locks the login for a
-//! minute, and each further one doubles the lock up to 15 minutes. While
-//! locked, even the right password gets 429 with `Retry-After`. Unknown
-//! logins are verified against a dummy hash, so the answer takes as long
-//! and says the same as for a wrong password.
+//! A login is judged before its password is verified (`login_guard`: the
+//! per-address limit, then a place to hash, then the count), and the count
+//! is taken in the store's atomic reservation, so concurrent guesses never
+//! all get through. Two counts, after OWASP's "device cookies":
+//!
+//! - a client sending a `device_token` that an earlier login of the same
+//!   adult returned is judged by that device's own count: a lock an
+//!   attacker causes does not keep the parent's phone or browser out;
+//! - any other client (no token, an unknown or expired one, another
+//!   adult's) is judged by the adult's count for untrusted clients,
+//!   whichever of their codes was typed. An unknown login is judged by a
+//!   shared bucket and verified against a dummy hash, so its answer takes
+//!   as long and says the same as for a wrong password.
+//!
+//! Five attempts are admitted, the fifth locks for a minute, each attempt
+//! admitted after a lock doubles it up to 15 minutes (`LockPolicy`); while
+//! locked, even the right password gets 429 with `Retry-After`. A right
+//! password ends the count it was judged by and returns a new device token
+//! (the one sent is replaced).
 
-use std::sync::OnceLock;
-
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Parent, new_token, token_digest};
+use super::login_guard::{LoginGate, Refused};
 use super::{ApiError, AppState, Body, json};
+use crate::bookings::pii::{Pii, Secret};
 use crate::bookings::{FiscalCode, Password, UserCode};
-use crate::store::{Login, Relation};
-use axum::extract::State;
-
-/// Failures allowed before the first lock.
-const FREE_FAILURES: i64 = 4;
-const FIRST_LOCK_MS: i64 = 60_000;
-const MAX_LOCK_MS: i64 = 15 * 60_000;
-
-/// How long a login is locked after `failures` consecutive wrong passwords.
-pub fn lock_ms(failures: i64) -> i64 {
-    if failures <= FREE_FAILURES {
-        return 0;
-    }
-    let doublings = u32::try_from((failures - FREE_FAILURES - 1).min(10)).unwrap_or(10);
-    FIRST_LOCK_MS
-        .saturating_mul(1 << doublings)
-        .min(MAX_LOCK_MS)
-}
+use crate::password::{Admission, Lane};
+use crate::store::{
+    AdultId, AttemptKey, DeviceReservation, Login, LoginSuccess, Relation, Reservation,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +41,8 @@ pub struct LoginRequest {
     user_code: Option<String>,
     fiscal_code: Option<String>,
     password: Password,
+    /// The device token an earlier login returned to this device.
+    device_token: Option<Pii<Secret>>,
 }
 
 #[derive(Serialize)]
@@ -49,86 +50,188 @@ struct SessionResponse {
     token: String,
     token_type: &'static str,
     expires_at: chrono::DateTime<chrono::Utc>,
+    device_token: String,
+    device_expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn dummy_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| crate::import::hash_password("not a password").unwrap_or_default())
-}
-
-fn verify(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+/// Which count judged an attempt.
+enum Judged<'a> {
+    Device(&'a str),
+    Untrusted(&'a AttemptKey),
 }
 
 pub async fn login(
     State(state): State<AppState>,
+    _gate: LoginGate,
     Body(request): Body<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let (user_code, fiscal_code) = match (&request.user_code, &request.fiscal_code) {
-        (Some(code), None) => (
-            Some(UserCode::parse(code).map_err(|e| ApiError::Invalid(e.to_string()))?),
-            None,
-        ),
-        (None, Some(code)) => (
-            None,
-            Some(FiscalCode::parse(code).map_err(|e| ApiError::Invalid(e.to_string()))?),
-        ),
+    let (login, login_text) = match (&request.user_code, &request.fiscal_code) {
+        (Some(code), None) => {
+            let code = UserCode::parse(code).map_err(|e| ApiError::Invalid(e.to_string()))?;
+            let text = format!("user:{code}");
+            (LoginOf::User(code), text)
+        }
+        (None, Some(code)) => {
+            let code = FiscalCode::parse(code).map_err(|e| ApiError::Invalid(e.to_string()))?;
+            let text = format!("cf:{}", code.as_str());
+            (LoginOf::Fiscal(code), text)
+        }
         _ => {
             return Err(ApiError::Invalid(
                 "give either user_code or fiscal_code, with password".into(),
             ));
         }
     };
-    let (login, key) = match (&user_code, &fiscal_code) {
-        (Some(code), _) => (Login::UserCode(code), format!("user:{code}")),
-        (_, Some(code)) => (Login::FiscalCode(code), format!("cf:{}", code.as_str())),
-        _ => return Err(ApiError::BadCredentials),
-    };
     let now = state.clock.now();
-    if let Some(until) = state.store.login_locked_until(&key, now).await? {
-        return Err(ApiError::TooManyAttempts {
-            retry_after_secs: (until - now).num_seconds().max(1),
-        });
-    }
-    let found = state.store.login_credentials(login).await?;
-    let hash = found.as_ref().and_then(|(_, h)| h.clone());
+    let policy = *state.login.lock_policy();
+    let device = request
+        .device_token
+        .as_ref()
+        .filter(|t| !t.is_empty())
+        .map(|t| token_digest(t.expose()));
+    // Without a device token the attempt can only be untrusted: its place
+    // to hash first, so that a busy node answers without a database trip.
+    let mut untrusted = match device {
+        None => Some(state.login.admit(&state, Lane::Untrusted)?),
+        Some(_) => None,
+    };
+    let found = state.store.login_credentials(login.as_login()).await?;
+    let (adult, hash) = match found {
+        Some((adult, hash)) => (Some(adult), hash),
+        None => (None, None),
+    };
     let password = request.password;
-    // argon2 takes tens of milliseconds of CPU: off the async workers.
-    let right = tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => verify(&hash, password.expose()),
-        None => {
-            // The same work as a real check, and never a match.
-            let _ = verify(dummy_hash(), password.expose());
-            false
-        }
-    })
-    .await
-    .unwrap_or(false);
-    let adult = match found {
-        Some((adult, Some(_))) if right => adult,
-        _ => {
-            let failures = state.store.record_login_failure(&key, now, lock_ms).await?;
-            let lock = lock_ms(failures);
-            if lock > 0 {
-                return Err(ApiError::TooManyAttempts {
-                    retry_after_secs: lock / 1000,
-                });
+    if let (Some(device), Some(adult)) = (&device, &adult) {
+        match state
+            .store
+            .reserve_device_attempt(device, adult.id, now, &policy)
+            .await?
+        {
+            DeviceReservation::Admitted(reservation) => {
+                let admission = state.login.admit(&state, Lane::Trusted)?;
+                return attempt(
+                    &state,
+                    admission,
+                    Some(adult.id),
+                    hash,
+                    password,
+                    reservation,
+                    Judged::Device(device),
+                )
+                .await;
             }
-            return Err(ApiError::BadCredentials);
+            DeviceReservation::Locked { until } => return Err(locked(&state, until, now)),
+            DeviceReservation::NotTrusted => {}
+        }
+    }
+    let admission = match untrusted.take() {
+        Some(admission) => admission,
+        None => state.login.admit(&state, Lane::Untrusted)?,
+    };
+    let key = match &adult {
+        Some(adult) => AttemptKey::adult(adult.id),
+        None => AttemptKey::unknown(&login_text),
+    };
+    let reservation = state
+        .store
+        .reserve_login_attempt(&key, now, &policy)
+        .await?;
+    if let Reservation::Locked { until } = reservation {
+        return Err(locked(&state, until, now));
+    }
+    // An unknown login is verified (against the dummy hash) like any
+    // other, then refused.
+    attempt(
+        &state,
+        admission,
+        adult.map(|a| a.id),
+        hash,
+        password,
+        reservation,
+        Judged::Untrusted(&key),
+    )
+    .await
+}
+
+/// The login as typed.
+enum LoginOf {
+    User(UserCode),
+    Fiscal(FiscalCode),
+}
+
+impl LoginOf {
+    fn as_login(&self) -> Login<'_> {
+        match self {
+            LoginOf::User(code) => Login::UserCode(code),
+            LoginOf::Fiscal(code) => Login::FiscalCode(code),
+        }
+    }
+}
+
+fn locked(
+    state: &AppState,
+    until: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiError {
+    state.metrics.count_login_refused(Refused::Locked);
+    ApiError::TooManyAttempts {
+        retry_after_secs: (until - now).num_seconds().max(1),
+    }
+}
+
+/// Verifies an attempt its count admitted; a right password opens a
+/// session and returns a new device token.
+async fn attempt(
+    state: &AppState,
+    admission: Admission,
+    adult: Option<AdultId>,
+    hash: Option<String>,
+    password: Password,
+    reservation: Reservation,
+    judged: Judged<'_>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    // No hash: an unknown login or an adult without a portal password,
+    // verified against the dummy hash (the same work, never a match).
+    let right = admission.verify(hash, password).await;
+    state.metrics.count_login_verified(right);
+    let adult = match adult {
+        Some(adult) if right => adult,
+        _ => {
+            return Err(match reservation {
+                Reservation::Admitted {
+                    locked_until: Some(until),
+                    ..
+                } => ApiError::TooManyAttempts {
+                    retry_after_secs: (until - now).num_seconds().max(1),
+                },
+                _ => ApiError::BadCredentials,
+            });
         }
     };
-    state.store.clear_login_failures(&key).await?;
     let token = new_token();
+    let device_token = new_token();
     let expires_at = now + state.config.session_ttl;
+    let device_expires_at = now + state.config.device_ttl;
+    let (session_sha256, device_sha256) = (token_digest(&token), token_digest(&device_token));
+    let (replaces_device, clears) = match judged {
+        Judged::Device(digest) => (Some(digest), None),
+        Judged::Untrusted(key) => (None, Some(key)),
+    };
     state
         .store
-        .create_session(adult.id, &token_digest(&token), now, expires_at)
+        .login_succeeded(
+            &LoginSuccess {
+                adult,
+                session_sha256: &session_sha256,
+                session_expires: expires_at,
+                device_sha256: &device_sha256,
+                device_expires: device_expires_at,
+                replaces_device,
+                clears,
+            },
+            now,
+        )
         .await?;
     Ok(json(
         StatusCode::CREATED,
@@ -136,6 +239,8 @@ pub async fn login(
             token,
             token_type: "Bearer",
             expires_at,
+            device_token,
+            device_expires_at,
         },
     ))
 }
@@ -187,18 +292,4 @@ pub async fn me(State(state): State<AppState>, parent: Parent) -> Result<Respons
                 .collect(),
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locks_start_at_the_fifth_failure_and_double_up_to_a_cap() {
-        assert_eq!(lock_ms(4), 0);
-        assert_eq!(lock_ms(5), 60_000);
-        assert_eq!(lock_ms(6), 120_000);
-        assert_eq!(lock_ms(9), 900_000);
-        assert_eq!(lock_ms(1_000), 900_000);
-    }
 }

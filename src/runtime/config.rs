@@ -30,6 +30,15 @@
 //! request_timeout_secs = 30      # then 503
 //! max_connections = 1024         # more wait in the listen backlog
 //! max_body_bytes = 65536         # then 413
+//! trusted_proxies = []           # whose X-Forwarded-For is believed
+//! login_hashing_permits = 0      # argon2 at once; 0 = half the cores
+//! login_hashing_queue_per_permit = 4   # untrusted logins waiting, then 503
+//! login_hashing_nice = 10        # the hashing threads yield to the phone line
+//! login_per_address_burst = 20   # login attempts per client address...
+//! login_per_address_per_minute = 10    # ... then this rate; 0 = no limit
+//! login_attempts_before_lock = 5 # the 5th attempt locks the count...
+//! login_first_lock_secs = 60     # ... this long, doubling after each
+//! login_max_lock_secs = 900      # ... up to this
 //! ```
 //!
 //! No file: the defaults, i.e. only loopback may call and both numbers of
@@ -41,9 +50,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::udp_batch::SendMode;
+use crate::api::LoginLimits;
 use crate::media::dtmf::merge::InbandMode;
 use crate::media::session::SessionConfig;
+use crate::net::IpNet;
+use crate::password::HashingLimits;
 use crate::sip::config::{ConfigError as SipConfigError, EndpointConfig, SipSettings};
+use crate::store::LockPolicy;
 
 use super::calls::CallsConfig;
 
@@ -96,7 +109,8 @@ impl PrivacySettings {
     }
 }
 
-/// `[http]`: the limits of the JSON API's server.
+/// `[http]`: the limits of the JSON API's server, and of its logins
+/// (docs/security.md, "Login: guesses are counted before the work").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
@@ -104,16 +118,41 @@ pub struct HttpSettings {
     pub request_timeout_secs: u64,
     pub max_connections: usize,
     pub max_body_bytes: usize,
+    /// `ADDR[/PREFIX]` of the reverse proxies whose `X-Forwarded-For` is
+    /// believed.
+    pub trusted_proxies: Vec<String>,
+    /// argon2 verifications at once; 0: half the cores, at least one.
+    pub login_hashing_permits: usize,
+    /// Untrusted logins that may wait for a hashing worker, per worker.
+    pub login_hashing_queue_per_permit: usize,
+    /// How many steps nicer than the process the hashing workers run, 0 to 19.
+    pub login_hashing_nice: u8,
+    pub login_per_address_burst: u32,
+    /// 0: no per-address limit.
+    pub login_per_address_per_minute: u32,
+    pub login_attempts_before_lock: u32,
+    pub login_first_lock_secs: u64,
+    pub login_max_lock_secs: u64,
 }
 
 impl Default for HttpSettings {
     fn default() -> HttpSettings {
         let d = super::http::HttpLimits::default();
+        let login = LoginLimits::default();
         HttpSettings {
             header_read_timeout_secs: d.header_read_timeout.as_secs(),
             request_timeout_secs: d.request_timeout.as_secs(),
             max_connections: d.max_connections,
             max_body_bytes: d.max_body_bytes,
+            trusted_proxies: Vec::new(),
+            login_hashing_permits: 0,
+            login_hashing_queue_per_permit: 4,
+            login_hashing_nice: login.hashing.nice,
+            login_per_address_burst: login.per_address_burst,
+            login_per_address_per_minute: login.per_address_per_minute,
+            login_attempts_before_lock: login.lock.attempts_before_lock,
+            login_first_lock_secs: login.lock.first_lock.as_secs(),
+            login_max_lock_secs: login.lock.max_lock.as_secs(),
         }
     }
 }
@@ -128,11 +167,51 @@ impl HttpSettings {
         {
             return Err(ConfigError::Http);
         }
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|p| IpNet::parse(p).ok_or_else(|| ConfigError::TrustedProxy(p.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(super::http::HttpLimits {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             max_connections: self.max_connections,
             max_body_bytes: self.max_body_bytes,
+            trusted_proxies,
+            login: self.login()?,
+        })
+    }
+
+    fn login(&self) -> Result<LoginLimits, ConfigError> {
+        // A lock never lasts longer than a day: a parent always gets back in.
+        if self.login_hashing_permits > 256
+            || !(1..=1000).contains(&self.login_hashing_queue_per_permit)
+            || self.login_hashing_nice > 19
+            || !(1..=1_000_000).contains(&self.login_per_address_burst)
+            || self.login_per_address_per_minute > 1_000_000
+            || !(1..=100).contains(&self.login_attempts_before_lock)
+            || !(1..=86_400).contains(&self.login_first_lock_secs)
+            || !(self.login_first_lock_secs..=86_400).contains(&self.login_max_lock_secs)
+        {
+            return Err(ConfigError::HttpLogin);
+        }
+        let permits = match self.login_hashing_permits {
+            0 => HashingLimits::default().permits,
+            n => n,
+        };
+        Ok(LoginLimits {
+            hashing: HashingLimits {
+                permits,
+                queue: permits * self.login_hashing_queue_per_permit,
+                nice: self.login_hashing_nice,
+            },
+            per_address_burst: self.login_per_address_burst,
+            per_address_per_minute: self.login_per_address_per_minute,
+            lock: LockPolicy {
+                attempts_before_lock: self.login_attempts_before_lock,
+                first_lock: Duration::from_secs(self.login_first_lock_secs),
+                max_lock: Duration::from_secs(self.login_max_lock_secs),
+            },
         })
     }
 }
@@ -280,6 +359,15 @@ pub enum ConfigError {
     Http,
     #[error("privacy: call_records_days and personal_data_days must be from 1 to 36500")]
     Privacy,
+    #[error("http.trusted_proxies: {0:?} is not ADDR[/PREFIX]")]
+    TrustedProxy(String),
+    #[error(
+        "http: login_hashing_permits at most 256, login_hashing_queue_per_permit from 1 to \
+         1000, login_hashing_nice at most 19, login_per_address_burst from 1 and login_per_address_per_minute up to \
+         1000000, login_attempts_before_lock from 1 to 100, login_first_lock_secs from 1 \
+         and login_max_lock_secs from it, both up to 86400"
+    )]
+    HttpLogin,
 }
 
 /// Everything `serve` starts the call runtime with.
@@ -490,6 +578,37 @@ mod tests {
         assert_eq!(limits.max_body_bytes, 64 * 1024);
         let bad: ServeSettings = toml::from_str("[http]\nmax_connections = 0").unwrap();
         assert!(matches!(bad.resolve([1; 32]), Err(ConfigError::Http)));
+        let login: ServeSettings = toml::from_str(
+            "[http]\ntrusted_proxies = [\"10.0.0.0/8\"]\nlogin_hashing_permits = 3\n\
+             login_hashing_queue_per_permit = 2\nlogin_first_lock_secs = 30",
+        )
+        .unwrap();
+        let limits = login.http.limits().unwrap();
+        assert!(limits.trusted_proxies[0].contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(
+            limits.login.hashing,
+            HashingLimits {
+                permits: 3,
+                queue: 6,
+                nice: 10
+            }
+        );
+        assert_eq!(limits.login.lock.first_lock, Duration::from_secs(30));
+        assert_eq!(limits.login.lock.max_lock, Duration::from_secs(900));
+        assert_eq!(
+            ServeSettings::default().http.limits().unwrap().login,
+            LoginLimits::default()
+        );
+        for bad in [
+            "trusted_proxies = [\"proxy.example\"]",
+            "login_max_lock_secs = 30\nlogin_first_lock_secs = 60",
+            "login_max_lock_secs = 86401",
+            "login_attempts_before_lock = 0",
+            "login_hashing_nice = 20",
+        ] {
+            let bad: ServeSettings = toml::from_str(&format!("[http]\n{bad}")).unwrap();
+            assert!(bad.resolve([1; 32]).is_err(), "{bad:?}");
+        }
         let bad: ServeSettings = toml::from_str("[media]\nrtcp_interval_secs = 0").unwrap();
         assert!(matches!(
             bad.resolve([1; 32]),

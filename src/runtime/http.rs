@@ -14,17 +14,22 @@
 //! - **connection limit**: at most `max_connections` are served at once;
 //!   the next ones wait, unaccepted, in the kernel's listen backlog until
 //!   one closes (then, once the backlog is full, the kernel refuses them).
-//!   Running out of file descriptors is logged and retried, never fatal.
+//!   Running out of file descriptors is logged and retried, never fatal;
+//! - **the client's address** for the login limits ([`client_addr`]): the
+//!   TCP peer, or, when the peer is one of `trusted_proxies`, the
+//!   right-most `X-Forwarded-For` address that is not a trusted proxy;
+//!   handed to the API as an [`api::ClientAddr`] request extension.
 //!
 //! HTTP/1.1 only (what the portal and the app speak; TLS and HTTP/2 are the
 //! reverse proxy's job, docs/deployment.md).
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
+use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -33,10 +38,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
-use crate::api::{self, ApiError, AppState};
+use crate::api::{self, ApiError, AppState, ClientAddr, LoginLimits};
+use crate::net::IpNet;
 
 /// The limits of the HTTP server (`[http]` of the serve config file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpLimits {
     /// The request line and headers must arrive within this; also how
     /// long an idle keep-alive connection is kept.
@@ -47,6 +53,11 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// The largest request body read.
     pub max_body_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (none: the TCP
+    /// peer is the client).
+    pub trusted_proxies: Vec<IpNet>,
+    /// The limits on login attempts.
+    pub login: LoginLimits,
 }
 
 impl Default for HttpLimits {
@@ -56,8 +67,56 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_body_bytes: api::DEFAULT_BODY_LIMIT,
+            trusted_proxies: Vec::new(),
+            login: LoginLimits::default(),
         }
     }
+}
+
+/// The client of a request that came from `peer`: `peer` itself unless it
+/// is a trusted proxy; then, reading `X-Forwarded-For` (every such header,
+/// in order) from the right, the first address that is not a trusted
+/// proxy. Each proxy appends the address it got the request from, so that
+/// one was written by the last proxy we trust and the ones left of it by
+/// whoever the client is: never believed. An entry that is not an address
+/// stops the walk at the last trusted hop; a list of trusted proxies only
+/// gives its left-most.
+pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for entry in forwarded.iter().rev() {
+        match parse_forwarded(entry) {
+            Some(ip) if is_trusted(ip) => client = ip,
+            Some(ip) => return ip,
+            None => return client,
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` entry: an address, perhaps with a port
+/// (`192.0.2.1:4711`, `[2001:db8::1]:4711`).
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|e| e.strip_suffix(']'))
+                .and_then(|e| e.parse().ok())
+        })
 }
 
 /// Binds `addr`; the listener is returned so the caller knows the port
@@ -89,6 +148,10 @@ pub async fn serve_with(
         config.max_body_bytes = limits.max_body_bytes;
         state.config = Arc::new(config);
     }
+    let state = state.with_login_limits(limits.login);
+    let trusted: Arc<[IpNet]> = limits.trusted_proxies.clone().into();
+    let (header_read_timeout, max_connections) =
+        (limits.header_read_timeout, limits.max_connections);
     let request_timeout = limits.request_timeout;
     let metrics = state.metrics.clone();
     // Outside the router's own request log and metrics (which a timeout
@@ -110,7 +173,7 @@ pub async fn serve_with(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, ?limits, "HTTP API listening");
     }
-    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = Arc::new(Semaphore::new(max_connections.max(1)));
     // Dropping the receiver tells every connection to finish; each holds a
     // clone of `done_rx`, so `done_tx.closed()` waits for all of them.
     let (stop_tx, stop_rx) = watch::channel(());
@@ -126,7 +189,7 @@ pub async fn serve_with(
             },
             () = &mut shutdown => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -140,17 +203,22 @@ pub async fn serve_with(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(
-            app.clone()
-                .map_request(|r: Request<hyper::body::Incoming>| r.map(axum::body::Body::new)),
-        );
+        let trusted = trusted.clone();
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |r: Request<hyper::body::Incoming>| {
+                let mut r = r.map(axum::body::Body::new);
+                let client = client_addr(peer.ip(), r.headers(), &trusted);
+                r.extensions_mut().insert(ClientAddr(client));
+                r
+            },
+        ));
         let mut stop = stop_rx.clone();
         stop.mark_unchanged();
         let done = done_rx.clone();
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
+                .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(stream), service);
             let mut connection = std::pin::pin!(connection);
             let result = tokio::select! {
@@ -175,4 +243,63 @@ pub async fn serve_with(
     drop(done_rx);
     done_tx.closed().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", v.parse().unwrap());
+        }
+        headers
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_a_trusted_proxy_says_otherwise() {
+        let trusted: Vec<IpNet> = ["10.0.0.0/8", "::1"]
+            .iter()
+            .map(|n| IpNet::parse(n).unwrap())
+            .collect();
+        let spoofed = forwarded(&["203.0.113.9"]);
+        // No trusted proxies, or a peer not among them: the header is ignored.
+        assert_eq!(client_addr(ip("192.0.2.1"), &spoofed, &[]), ip("192.0.2.1"));
+        assert_eq!(
+            client_addr(ip("192.0.2.1"), &spoofed, &trusted),
+            ip("192.0.2.1")
+        );
+        // Through our proxy: what it appended, not what the client wrote.
+        let through = forwarded(&["203.0.113.9, 198.51.100.4"]);
+        assert_eq!(
+            client_addr(ip("10.0.0.2"), &through, &trusted),
+            ip("198.51.100.4")
+        );
+        // Two proxies of ours, headers split over lines, ports.
+        let chain = forwarded(&["203.0.113.9", "198.51.100.4:4711, 10.1.2.3"]);
+        assert_eq!(client_addr(ip("::1"), &chain, &trusted), ip("198.51.100.4"));
+        let v6 = forwarded(&["[2001:db8::7]:443"]);
+        assert_eq!(
+            client_addr(ip("10.0.0.2"), &v6, &trusted),
+            ip("2001:db8::7")
+        );
+        // Garbage stops at the last trusted hop; only trusted hops give
+        // the left-most; no header gives the proxy itself.
+        let garbage = forwarded(&["198.51.100.4, unknown, 10.9.9.9"]);
+        assert_eq!(
+            client_addr(ip("10.0.0.2"), &garbage, &trusted),
+            ip("10.9.9.9")
+        );
+        let ours = forwarded(&["10.3.3.3, 10.4.4.4"]);
+        assert_eq!(client_addr(ip("10.0.0.2"), &ours, &trusted), ip("10.3.3.3"));
+        assert_eq!(
+            client_addr(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
+    }
 }

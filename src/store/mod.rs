@@ -21,6 +21,7 @@ mod children;
 mod closing;
 mod import;
 mod ledger;
+mod logins;
 mod operator;
 mod payments;
 mod retention;
@@ -43,6 +44,9 @@ pub use changes::{Applied, Operation};
 pub use children::{CalendarDay, Child, ChildId};
 pub use closing::{ClosingClocks, ClosingOutcome};
 pub use import::ImportSummary;
+pub use logins::{
+    AttemptKey, DeviceReservation, LockPolicy, LoginSuccess, MAX_DEVICES_PER_ADULT, Reservation,
+};
 pub use operator::{CallRecord, ClosureRow, CodeAttempt, News, OperatorClosure};
 pub use payments::{Payment, PaymentStatus, Receipt};
 pub use retention::{Retained, Retention};

@@ -1,5 +1,5 @@
-//! Portal and app logins: adults, their children, sessions (bearer tokens
-//! stored as SHA-256) and the throttling of wrong passwords.
+//! Portal and app logins: adults, their children and sessions (bearer
+//! tokens stored as SHA-256). Login attempts are counted in `logins.rs`.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -39,9 +39,6 @@ pub enum Login<'a> {
     UserCode(&'a UserCode),
     FiscalCode(&'a FiscalCode),
 }
-
-/// Wrong passwords older than this are forgotten.
-const FORGET_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
 
 const ADULT_COLUMNS: &str = "a.id, a.fiscal_code, a.first_name, a.last_name, a.password_hash";
 
@@ -91,74 +88,6 @@ impl Store {
             .fetch_optional(&self.read)
             .await?;
         row.as_ref().map(adult_from_row).transpose()
-    }
-
-    /// Until when `login` may not try a password, if it is locked at `now`.
-    pub async fn login_locked_until(
-        &self,
-        login: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let row = sqlx::query("SELECT locked_until_ms FROM login_throttle WHERE login = $1")
-            .bind(login)
-            .fetch_optional(&self.read)
-            .await?;
-        let until = match row {
-            Some(r) => r.try_get::<i64, _>("locked_until_ms")?,
-            None => return Ok(None),
-        };
-        Ok((until > millis(now))
-            .then(|| DateTime::from_timestamp_millis(until))
-            .flatten())
-    }
-
-    /// Counts a wrong password for `login`; `lock_for(failures)` says for
-    /// how many milliseconds the login is then locked (0: not locked).
-    /// Returns the number of consecutive failures.
-    pub async fn record_login_failure(
-        &self,
-        login: &str,
-        now: DateTime<Utc>,
-        lock_for: impl Fn(i64) -> i64,
-    ) -> Result<i64, StoreError> {
-        let mut tx = self.write.begin().await?;
-        // A day without failures forgets a login (and keeps the table small
-        // whatever logins are sprayed at it).
-        sqlx::query("DELETE FROM login_throttle WHERE last_failure_ms < $1")
-            .bind(millis(now).saturating_sub(FORGET_AFTER_MS))
-            .execute(&mut *tx)
-            .await?;
-        let failures: i64 = sqlx::query(
-            "INSERT INTO login_throttle (login, failures, locked_until_ms, last_failure_ms) \
-             VALUES ($1, 1, 0, $2) \
-             ON CONFLICT (login) DO UPDATE SET failures = login_throttle.failures + 1, \
-             last_failure_ms = excluded.last_failure_ms \
-             RETURNING failures",
-        )
-        .bind(login)
-        .bind(millis(now))
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("failures")?;
-        let lock = lock_for(failures);
-        if lock > 0 {
-            sqlx::query("UPDATE login_throttle SET locked_until_ms = $1 WHERE login = $2")
-                .bind(millis(now).saturating_add(lock))
-                .bind(login)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(failures)
-    }
-
-    /// A right password: the count starts again.
-    pub async fn clear_login_failures(&self, login: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM login_throttle WHERE login = $1")
-            .bind(login)
-            .execute(&self.write)
-            .await?;
-        Ok(())
     }
 
     pub async fn create_session(

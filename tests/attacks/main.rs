@@ -12,5 +12,6 @@ mod demo;
 mod uac;
 
 mod dates;
+mod login;
 mod rtp;
 mod sip;
