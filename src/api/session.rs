@@ -211,8 +211,13 @@ async fn attempt(
     };
     let token = new_token();
     let device_token = new_token();
-    let expires_at = now + state.config.session_ttl;
-    let device_expires_at = now + state.config.device_ttl;
+    // Saturating: a clock at chrono's end must not panic a login.
+    let later = |ttl| {
+        now.checked_add_signed(ttl)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+    };
+    let expires_at = later(state.config.session_ttl);
+    let device_expires_at = later(state.config.device_ttl);
     let (session_sha256, device_sha256) = (token_digest(&token), token_digest(&device_token));
     let (replaces_device, clears) = match judged {
         Judged::Device(digest) => (Some(digest), None),
