@@ -373,7 +373,6 @@ mod tests {
         assert_eq!(b.refunded(reserved), tat.unwrap());
         // Idle for long: never more than the burst at once.
         let later = T0 + 100 * DAY_MS;
-        let mut tat = tat;
         let mut let_through = 0;
         while b.allows(tat, later) {
             tat = Some(b.counted(tat, later));
