@@ -208,6 +208,24 @@ struct LoadArgs {
     /// The number called.
     #[arg(long, default_value = "800082653")]
     number: String,
+    /// Every call from this caller number [default: a new number per
+    /// call, 39 and the call's index].
+    #[arg(long, value_name = "NUMBER", conflicts_with = "callers")]
+    caller: Option<String>,
+    /// Calls cycle over this many caller numbers (39 and the index modulo
+    /// N): a guesser's handful of numbers.
+    #[arg(long, value_name = "N")]
+    callers: Option<u64>,
+    /// What `{guess}` in a keys step types: codes in order from
+    /// --guess-start, or at random.
+    #[arg(long, value_parser = ["sequential", "random"], default_value = "sequential")]
+    guesses: String,
+    /// Digits of each guessed code.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(4..=12))]
+    guess_digits: u8,
+    /// The first sequential guess.
+    #[arg(long, default_value_t = 0)]
+    guess_start: u64,
     /// Seconds without a final answer to an INVITE before it fails.
     #[arg(long, default_value_t = 32.0)]
     setup_timeout: f64,
@@ -528,6 +546,16 @@ async fn load(out: &mut String, args: LoadArgs, key: Option<CodeKey>) -> Result<
         audio: args.audio || !args.no_audio,
         setup_timeout: Duration::from_secs_f64(args.setup_timeout.max(0.1)),
         number: args.number.clone(),
+        callers: match (&args.caller, args.callers) {
+            (Some(number), _) => load::script::Callers::One(number.clone()),
+            (None, Some(n)) => load::script::Callers::Cycle(n.max(1)),
+            (None, None) => load::script::Callers::EachCall,
+        },
+        guesses: load::script::Guesses {
+            digits: args.guess_digits,
+            random: args.guesses == "random",
+            start: args.guess_start,
+        },
         progress: !args.quiet,
     };
     let stop = Arc::new(AtomicBool::new(false));

@@ -7,4 +7,5 @@
 #[path = "../demo/mod.rs"]
 mod demo;
 
+mod codes;
 mod dates;
