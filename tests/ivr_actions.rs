@@ -530,3 +530,29 @@ async fn a_spent_line_is_guarded_but_a_number_keeps_the_codes_it_used() {
     assert!(!actions.check_line(true).await.unwrap());
     assert!(metrics.render().contains("mensa_code_guessing_alert 0"));
 }
+
+/// A clock gone wild (chrono's first and last instants): codes are still
+/// counted and looked up, nothing overflows or panics.
+#[tokio::test]
+async fn codes_at_the_ends_of_time() {
+    for end in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+        let line = line("2026-12-07 19:00").await;
+        *line.clock.0.lock().unwrap() = end;
+        let identify = |c: &str| Action::IdentifyChild {
+            code: CancelCode::parse(c).unwrap(),
+        };
+        assert_eq!(
+            line.actions.run(&caller(), &identify("11111")).await,
+            ActionResult::UnknownCode,
+            "{end}"
+        );
+        assert!(
+            matches!(
+                line.actions.run(&caller(), &identify("58213")).await,
+                ActionResult::Identified { .. }
+            ),
+            "{end}"
+        );
+        assert!(!line.actions.check_line(true).await.unwrap());
+    }
+}
