@@ -34,8 +34,12 @@ const LIMITS: &str = "[ivr]\n\
 const GUESSING: &str = "keys:{guess}#,speech,quiet:1000,keys:{guess}#,speech,wait:500,bye";
 
 fn start(dir: &Path, rtp_ports: &str) -> DemoServer {
+    start_with(dir, rtp_ports, LIMITS)
+}
+
+fn start_with(dir: &Path, rtp_ports: &str, sections: &str) -> DemoServer {
     let config = dir.join("mensa.toml");
-    write_config(&config, LIMITS);
+    write_config(&config, sections);
     serve_demo_with(
         &dir.join("mensa.db"),
         "2026-12-07 19:00",
@@ -206,5 +210,68 @@ fn a_guessing_run_is_stopped_and_a_known_parent_still_gets_through() {
     assert_eq!(end.lookups, after.lookups + 1, "the bound code, looked up");
     assert_eq!(end.wrong, after.wrong);
     assert_eq!(end.alert, 1, "the line stays guarded");
+    server.stop();
+}
+
+/// Two carrier legs (two allow-list entries, the generator sending from
+/// 127.0.0.1 and from 127.0.0.2), each allowed half of a line budget of
+/// 6: a guesser on one leg spends its 3 and no more; the other leg's
+/// callers are still looked up, a first-time parent there is served, and
+/// only when that leg's share is spent too is the line guarded.
+#[test]
+#[ignore = "longer: two trunks; .ci/run runs it"]
+fn one_trunk_cannot_spend_the_whole_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(
+        dir.path(),
+        "47640-47679",
+        "[sip]\nallowed = [\"127.0.0.1/32\", \"127.0.0.2/32\"]\n\
+         [ivr]\nline_wrong_codes_per_year = 1\nline_wrong_codes_burst = 6\n\
+         trunk_share_percent = 50\n",
+    );
+    let giulia = codes_file(dir.path(), "giulia.txt", "77120");
+    let text = || http_get(server.http, "/api/v1/metrics");
+    let refused_by = |reason: &str| -> u64 {
+        let line = format!("mensa_code_refused_total{{reason=\"{reason}\"}} ");
+        text()
+            .lines()
+            .find_map(|l| l.strip_prefix(&line)?.parse().ok())
+            .unwrap()
+    };
+    // Leg A: 4 calls of two guesses from new numbers.
+    let a = load(
+        &server,
+        "--local 127.0.0.1 --calls 4 --concurrent 4 --rate 50 --guess-start 20000 --no-audio",
+        GUESSING,
+    );
+    assert_eq!(count(&a, "answered"), 4, "{a:#}");
+    let after_a = codes(&server);
+    assert_eq!(after_a.wrong, 3, "leg A's share: {after_a:?} {a:#}");
+    assert_eq!(after_a.refused, count(&a, "codes_typed") - 3);
+    assert_eq!(refused_by("trunk_budget"), after_a.refused);
+    assert_eq!(after_a.alert, 0, "the line itself still has room");
+    // Leg B: a parent calling for the first time is served ...
+    let parent = load(
+        &server,
+        &format!("--local 127.0.0.2 --calls 1 --caller 393335550000 --codes {giulia}"),
+        "keys:{code}#,speech,wait:1000,bye",
+    );
+    assert_eq!(count(&parent, "completed"), 1, "{parent:#}");
+    assert_eq!(codes(&server).lookups, after_a.lookups + 1);
+    // ... and a guesser there spends leg B's share, then the line is
+    // guarded.
+    let b = load(
+        &server,
+        "--local 127.0.0.2 --calls 4 --concurrent 4 --rate 50 --guess-start 30000 --no-audio",
+        GUESSING,
+    );
+    let after_b = codes(&server);
+    assert_eq!(after_b.wrong, 6, "{after_b:?} {b:#}");
+    assert_eq!(after_b.alert, 1);
+    assert_eq!(
+        after_b.refused - after_a.refused,
+        count(&b, "codes_typed") - 3,
+        "{b:#}"
+    );
     server.stop();
 }
