@@ -556,3 +556,38 @@ async fn codes_at_the_ends_of_time() {
         assert!(!line.actions.check_line(true).await.unwrap());
     }
 }
+
+/// What a caller hears never tells a code that exists from one that does
+/// not: a sequence too short to be a code and an unknown code get the same
+/// prompt; on a spent line a right code and a wrong one get the same
+/// answer, before any lookup.
+#[tokio::test]
+async fn no_answer_tells_a_code_that_exists_from_one_that_does_not() {
+    let line = line("2026-12-07 19:00").await;
+    let (heard, _) = line.call(&["123#", "11111#", "22222#"]).await;
+    assert_eq!(
+        heard[1..],
+        [
+            "code_unknown",
+            "enter_code",
+            "code_unknown",
+            "enter_code",
+            "code_too_many"
+        ]
+    );
+    let guards = GuardConfig {
+        line_per_year: Some(1),
+        line_burst: Some(1),
+        trunk_percent: 100,
+        ..guards()
+    };
+    let spent = line_with("2026-12-07 19:00", guards).await;
+    let (first, _) = spent.call(&["11111#"]).await;
+    assert_eq!(first[1], "code_unknown", "the line's one wrong code");
+    let (right, record) = spent.call(&["58213#1"]).await;
+    let (wrong, _) = spent.call(&["11112#"]).await;
+    assert_eq!(right, wrong);
+    assert_eq!(right[1..], ["throttled"]);
+    assert_eq!(record.record().codes[0].outcome, CodeOutcome::Throttled);
+    assert_eq!(spent.status("2026-12-10").await, DayStatus::Booked);
+}
