@@ -110,6 +110,7 @@ fn data() -> ImportData {
         adults,
         children,
         news: vec![],
+        warnings: vec![],
     }
 }
 

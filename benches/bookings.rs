@@ -140,6 +140,7 @@ fn data(children: usize) -> ImportData {
         adults,
         children,
         news: vec![],
+        warnings: vec![],
     }
 }
 

@@ -46,6 +46,13 @@ max_calls_per_second = 10000
 # Measure the node itself: no load shedding (503) when it falls behind.
 overload_lateness_ms = 0
 overload_lag_ms = 0
+[ivr]
+# Every call is a first call from a new number with a right code: each
+# holds a count of the line's budget of wrong codes until its lookup gives
+# it back. The derived budget's burst (a day's share of typos) would
+# refuse calls in flight at these rates; measure the node, not the guard.
+line_wrong_codes_per_year = 1000000
+line_wrong_codes_burst = 1000000
 TOML
 
 echo "# $(date -u +%FT%TZ) $(uname -r) $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)" > "$OUT"

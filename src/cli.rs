@@ -11,12 +11,13 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+use crate::bookings::codes::CodeKey;
 use crate::bookings::{
     CancelCode, Clock, ClockKind, DateError, DayStatus, Reach, RuleContext, ServiceCalendar,
     UserCode,
 };
 use crate::runtime::{self, ShiftedClock, SystemClock};
-use crate::store::{ClosingOutcome, Store};
+use crate::store::{ClosingOutcome, ReissueWhich, Store};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,6 +30,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "MENSA_DATABASE_URL")]
     database_url: Option<String>,
 
+    /// The key cancel codes are hashed with: a file of 64 hexadecimal
+    /// digits (`mensa codes new-key FILE`). Or the digits themselves in
+    /// MENSA_CODE_KEY. Needed by serve, import, phone-target, codes and
+    /// load --store-check on a real database (docs/deployment.md).
+    #[arg(long, global = true, env = "MENSA_CODE_KEY_FILE", value_name = "FILE")]
+    code_key_file: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +47,9 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
+
+mod codes;
+use codes::{codes_status, configured_key, keyed, new_key, reissue};
 
 const DEFAULT_DATABASE_URL: &str = "sqlite://mensa.db";
 
@@ -141,6 +152,12 @@ enum Command {
         #[arg(long, env = "MENSA_OPERATOR_TOKEN", hide_env_values = true)]
         operator_token: Option<String>,
     },
+    /// Cancel codes: the key they are hashed with, how guessable they
+    /// are, new codes for short ones (docs/cli.md).
+    Codes {
+        #[command(subcommand)]
+        command: CodesCommand,
+    },
     /// Write a pcap of a key sequence for sipp's play_pcap_audio
     /// (docs/testing-calls.md).
     DtmfPcap(DtmfPcapArgs),
@@ -191,6 +208,24 @@ struct LoadArgs {
     /// The number called.
     #[arg(long, default_value = "800082653")]
     number: String,
+    /// Every call from this caller number [default: a new number per
+    /// call, 39 and the call's index].
+    #[arg(long, value_name = "NUMBER", conflicts_with = "callers")]
+    caller: Option<String>,
+    /// Calls cycle over this many caller numbers (39 and the index modulo
+    /// N): a guesser's handful of numbers.
+    #[arg(long, value_name = "N")]
+    callers: Option<u64>,
+    /// What `{guess}` in a keys step types: codes in order from
+    /// --guess-start, or at random.
+    #[arg(long, value_parser = ["sequential", "random"], default_value = "sequential")]
+    guesses: String,
+    /// Digits of each guessed code.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(4..=12))]
+    guess_digits: u8,
+    /// The first sequential guess.
+    #[arg(long, default_value_t = 0)]
+    guess_start: u64,
     /// Seconds without a final answer to an INVITE before it fails.
     #[arg(long, default_value_t = 32.0)]
     setup_timeout: f64,
@@ -237,6 +272,40 @@ struct DtmfPcapArgs {
     /// Silence after the last key, ms.
     #[arg(long, default_value_t = 1000)]
     tail_ms: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum CodesCommand {
+    /// Write a new random code key to FILE (readable by its owner only;
+    /// an existing file is never overwritten).
+    NewKey { file: PathBuf },
+    /// The codes in use by length, the ente's minimum, the line's budget
+    /// of wrong codes and how long guessing takes (docs/security.md).
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// New random codes for the children with short codes (or the ones
+    /// named), written once to a CSV file for the letters.
+    Reissue {
+        /// Every child whose code has fewer digits than this.
+        #[arg(long, value_name = "DIGITS", required_unless_present = "child")]
+        shorter_than: Option<u8>,
+        /// This child (user code); repeat for more. Always given a new code.
+        #[arg(long, value_name = "USER_CODE", conflicts_with = "shorter_than")]
+        child: Vec<String>,
+        /// Digits of the new codes [default: the ente's minimum, and at
+        /// least --shorter-than].
+        #[arg(long)]
+        digits: Option<u8>,
+        /// The CSV file for the letters (user code, name, new code): the
+        /// only place the new codes exist in clear. Must not exist.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Who does it, for the audit log.
+        #[arg(long, env = "USER", default_value = "cli")]
+        operator: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -296,20 +365,50 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
     let url = cli.database_url.clone();
+    let key = configured_key(cli.code_key_file.as_deref())?;
     let open = |url: Option<String>| async move {
         let url = url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
         Store::open(&url)
             .await
             .with_context(|| format!("cannot open the database {}", redact_url(&url)))
     };
+    // The same for the commands that hash cancel codes.
+    let open_keyed = |url: Option<String>, key: Option<CodeKey>| async move {
+        keyed(open(url).await?, key, false).await
+    };
     match cli.command {
         Command::Dialplan {
             command: DialplanCommand::Check { files, prompts },
         } => dialplan_check(out, &files, prompts.as_deref()),
         Command::Import { file } => {
-            let store = open(url).await?;
+            let store = open_keyed(url, key).await?;
             import_file(out, &store, &file).await
         }
+        Command::Codes { command } => match command {
+            CodesCommand::NewKey { file } => new_key(out, &file),
+            CodesCommand::Status { format } => {
+                codes_status(out, &open_keyed(url, key).await?, format).await
+            }
+            CodesCommand::Reissue {
+                shorter_than,
+                child,
+                digits,
+                out: file,
+                operator,
+            } => {
+                let which = match shorter_than {
+                    Some(n) => ReissueWhich::ShorterThan(n),
+                    None => ReissueWhich::Children(
+                        child
+                            .iter()
+                            .map(|c| UserCode::parse(c))
+                            .collect::<Result<_, _>>()?,
+                    ),
+                };
+                let store = open_keyed(url, key).await?;
+                reissue(out, &store, &which, digits, &file, &operator).await
+            }
+        },
         Command::Calendar {
             user_code,
             month,
@@ -319,7 +418,7 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
             cancel_code,
             at,
             format,
-        } => phone_target(out, &open(url).await?, &cancel_code, &at, format).await,
+        } => phone_target(out, &open_keyed(url, key).await?, &cancel_code, &at, format).await,
         Command::CloseDay { date } => {
             let store = open(url).await?;
             let date = flag_date(&store.reach().await?, "--date", &date)?;
@@ -369,16 +468,16 @@ async fn run(cli: Cli, out: &mut String) -> Result<ExitCode> {
                 now,
                 on_real_data: now_on_real_data,
             };
-            serve(url, clock, demo, config, overrides, http_listen, api).await
+            serve(url, key, clock, demo, config, overrides, http_listen, api).await
         }
         Command::DtmfPcap(args) => dtmf_pcap(out, &args),
-        Command::Load(args) => load(out, *args).await,
+        Command::Load(args) => load(out, *args, key).await,
     }
 }
 
 /// `mensa load`: the run blocks one thread of its own (the generator's
 /// event loop); the store check, if any, reads the store after it.
-async fn load(out: &mut String, args: LoadArgs) -> Result<ExitCode> {
+async fn load(out: &mut String, args: LoadArgs, key: Option<CodeKey>) -> Result<ExitCode> {
     use crate::load::{self, KeyMode, Script};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
@@ -427,6 +526,7 @@ async fn load(out: &mut String, args: LoadArgs) -> Result<ExitCode> {
             let store = Store::open(&url)
                 .await
                 .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+            let store = keyed(store, key, false).await?;
             let since = load::check::last_call_id(&store).await?;
             Some((store, since))
         }
@@ -446,6 +546,16 @@ async fn load(out: &mut String, args: LoadArgs) -> Result<ExitCode> {
         audio: args.audio || !args.no_audio,
         setup_timeout: Duration::from_secs_f64(args.setup_timeout.max(0.1)),
         number: args.number.clone(),
+        callers: match (&args.caller, args.callers) {
+            (Some(number), _) => load::script::Callers::One(number.clone()),
+            (None, Some(n)) => load::script::Callers::Cycle(n.max(1)),
+            (None, None) => load::script::Callers::EachCall,
+        },
+        guesses: load::script::Guesses {
+            digits: args.guess_digits,
+            random: args.guesses == "random",
+            start: args.guess_start,
+        },
         progress: !args.quiet,
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -574,10 +684,14 @@ async fn import_text(out: &mut String, store: &Store, text: &str, name: &str) ->
     let problems = match crate::import::parse(text) {
         Ok(data) => match store.import(&data).await? {
             Ok(summary) => {
+                for warning in &data.warnings {
+                    eprintln!("{name}: warning: {warning}");
+                }
                 outln!(
                     out,
                     "imported {name}: {} schools, {} closures, {} classes, {} adults, \
-                     {} children ({} new, {} updated), {} news",
+                     {} children ({} new, {} updated), {} news, {} cancel codes shorter than \
+                     {} digits",
                     summary.schools,
                     summary.closures,
                     summary.classes,
@@ -585,7 +699,9 @@ async fn import_text(out: &mut String, store: &Store, text: &str, name: &str) ->
                     summary.children_created + summary.children_updated,
                     summary.children_created,
                     summary.children_updated,
-                    summary.news
+                    summary.news,
+                    summary.short_cancel_codes,
+                    data.ente.cancel_code_min_digits
                 );
                 return Ok(ExitCode::SUCCESS);
             }
@@ -971,8 +1087,10 @@ struct ClockArgs {
     on_real_data: bool,
 }
 
+#[allow(clippy::too_many_arguments)] // the flags of `serve`, passed on once
 async fn serve(
     url: Option<String>,
+    key: Option<CodeKey>,
     clock_args: ClockArgs,
     demo: bool,
     config: Option<PathBuf>,
@@ -1026,6 +1144,8 @@ async fn serve(
     let store = Store::open(&url)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+    let store = keyed(store, key, demo).await?;
+    let guards = settings.ivr.guards()?;
     let mut clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // The demo's school year is the one of the clock it will run under.
     let demo_today = now_local.map_or_else(|| clock.now().date_naive(), |local| local.date());
@@ -1070,15 +1190,21 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {http_listen}"))?;
     let mut advertise = resolved.endpoint.advertise;
-    let actions = runtime::ivr_actions::IvrActions::new(
-        store.clone(),
-        clock.clone(),
-        settings.ivr.throttle(),
-    );
     let state = crate::api::AppState::new(store.clone(), clock.clone(), api);
+    let actions = Arc::new(
+        runtime::ivr_actions::IvrActions::new(store.clone(), clock.clone(), guards)
+            .with_metrics(state.metrics.clone()),
+    );
+    // Before the first call: the alert and the budget in /metrics, and
+    // an error here (the code space unreadable) stops the start.
+    actions
+        .check_line(true)
+        .await
+        .context("cannot read the phone line's counts of codes")?;
+    let line_watch = tokio::spawn(actions.clone().watch(std::time::Duration::from_secs(5)));
     let voice_line = runtime::ivr_call::IvrCallLogic::new(
         dialplans,
-        Arc::new(actions),
+        actions,
         store.clone(),
         clock.clone(),
         state.metrics.clone(),
@@ -1154,6 +1280,7 @@ async fn serve(
     let _ = stop_http.send(());
     let _ = http.await;
     scheduler.abort();
+    line_watch.abort();
     store.close().await;
     remove_demo_file();
     Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::bookings::reach::school_year_problem;
+use crate::bookings::settings::DEFAULT_MIN_CODE_DIGITS;
 use crate::bookings::settings::PagoPaSettings;
 use crate::bookings::{
     CancelCode, Cents, ClassId, Closure, DateError, Diet, EnteSettings, FiscalCode,
@@ -30,6 +31,10 @@ pub struct ImportData {
     pub adults: Vec<AdultData>,
     pub children: Vec<ChildData>,
     pub news: Vec<NewsData>,
+    /// What the import does but should not have to: each cancel code
+    /// shorter than the ente's minimum (`[ente] cancel_code_min_digits`),
+    /// with its place and never the code.
+    pub warnings: Vec<Problem>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +129,8 @@ struct RawEnte {
     /// `refuse` (default) or `apply_to_next_service_day`.
     late_requests: Option<String>,
     low_balance_meals: Option<i64>,
+    /// The fewest digits of a new cancel code (default 5).
+    cancel_code_min_digits: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +286,10 @@ pub fn parse(text: &str) -> Result<ImportData, Vec<Problem>> {
     let schools = check_schools(&mut c, &raw.schools);
     let adults = check_adults(&mut c, &raw.parents);
     let children = check_children(&mut c, &raw.children, &schools, &adults);
+    let min_digits = ente
+        .as_ref()
+        .map_or(DEFAULT_MIN_CODE_DIGITS, |e| e.cancel_code_min_digits);
+    let warnings = short_codes(&children, min_digits);
     // News is about the file's schools: their reach (bookings::reach).
     let reach = Reach::of_schools(schools.iter().map(|s| &s.calendar));
     let news = raw
@@ -313,6 +324,7 @@ pub fn parse(text: &str) -> Result<ImportData, Vec<Problem>> {
             adults,
             children,
             news,
+            warnings,
         }),
         _ => Err(c.problems),
     }
@@ -366,6 +378,15 @@ fn check_ente(c: &mut Checker<'_>, raw: &Spanned<RawEnte>) -> Option<EnteSetting
         ente.low_balance_meals = c.check(
             &place,
             u32::try_from(n).map_err(|_| "low_balance_meals must be 0 or more"),
+        )?;
+    }
+    if let Some(n) = e.cancel_code_min_digits {
+        ente.cancel_code_min_digits = c.check(
+            &place,
+            u8::try_from(n)
+                .ok()
+                .filter(|n| (4..=12).contains(n))
+                .ok_or("cancel_code_min_digits must be 4 to 12 (cancel codes have 4 to 12 digits)"),
         )?;
     }
     if let Some(creditor) = &e.pagopa_ente_fiscal_code {
@@ -601,26 +622,58 @@ fn check_children(
             });
         }
     }
-    c.problems.extend(code_problems(&codes));
+    let codes: Vec<(String, UserCode, String)> = codes
+        .into_iter()
+        .map(|(place, user, cancel)| (place, user, cancel.as_str().to_string()))
+        .collect();
+    c.problems
+        .extend(code_problems(&codes, |user| user.as_str().to_string()));
     children
+}
+
+/// A warning for each child whose cancel code is shorter than `min`: the
+/// code works (families hold it), but the threat model counts it
+/// (docs/security.md) and `mensa codes reissue` replaces it.
+fn short_codes(children: &[ChildData], min: u8) -> Vec<Problem> {
+    children
+        .iter()
+        .filter(|c| c.cancel_code.as_str().len() < usize::from(min))
+        .map(|c| Problem {
+            place: c.place.clone(),
+            message: format!(
+                "the cancel code has {} digits, fewer than the ente's minimum of {min}; \
+                 `mensa codes reissue --shorter-than {min}` issues new ones",
+                c.cancel_code.as_str().len()
+            ),
+        })
+        .collect()
 }
 
 /// Codes must be unique, and a cancel code must differ from every user
 /// code (a parent must never type the portal code on the phone and hit
-/// another child). Used on the file alone and on the file merged with the
-/// store's children.
-pub fn code_problems(children: &[(String, UserCode, CancelCode)]) -> Vec<Problem> {
+/// another child). Used on the file alone (cancel codes as typed) and on
+/// the file merged with the store's children (cancel codes as keyed
+/// hashes): `as_cancel` writes a user code the way the cancel codes are
+/// written, to compare them.
+pub fn code_problems<C: Eq + std::hash::Hash>(
+    children: &[(String, UserCode, C)],
+    as_cancel: impl Fn(&UserCode) -> C,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut users: HashMap<&str, &str> = HashMap::new();
-    let mut cancels: HashMap<&str, &str> = HashMap::new();
+    let mut users: HashMap<C, &str> = HashMap::new();
+    let mut user_codes: HashSet<&str> = HashSet::new();
+    let mut cancels: HashMap<&C, &str> = HashMap::new();
     for (place, user, cancel) in children {
-        if let Some(first) = users.insert(user.as_str(), place) {
+        if !user_codes.insert(user.as_str()) {
+            let first = users.get(&as_cancel(user)).copied().unwrap_or("?");
             problems.push(Problem {
                 place: place.clone(),
                 message: format!("duplicate user code {user} (also at {first})"),
             });
+        } else {
+            users.insert(as_cancel(user), place);
         }
-        if let Some(first) = cancels.insert(cancel.as_str(), place) {
+        if let Some(first) = cancels.insert(cancel, place) {
             problems.push(Problem {
                 place: place.clone(),
                 message: format!("duplicate cancel code (also at {first})"),
@@ -628,7 +681,7 @@ pub fn code_problems(children: &[(String, UserCode, CancelCode)]) -> Vec<Problem
         }
     }
     for (place, _, cancel) in children {
-        if let Some(owner) = users.get(cancel.as_str()) {
+        if let Some(owner) = users.get(cancel) {
             problems.push(Problem {
                 place: place.clone(),
                 message: format!("cancel code equals the user code of {owner}"),
@@ -751,6 +804,41 @@ mod tests {
                 && p.contains("outside the school calendar's reach")),
             "{found:#?}"
         );
+    }
+
+    #[test]
+    fn short_cancel_codes_are_warned_about_with_their_line_never_the_code() {
+        assert!(parse(EXAMPLE).unwrap().warnings.is_empty());
+        let text = EXAMPLE.replace("cancel_code = \"77120\"", "cancel_code = \"7712\"");
+        let data = parse(&text).unwrap();
+        assert_eq!(data.children.len(), 2, "a short code is still imported");
+        assert_eq!(data.warnings.len(), 1);
+        let warning = data.warnings[0].to_string();
+        assert!(
+            warning.starts_with("line ")
+                && warning.contains("children[1]")
+                && warning.contains("4 digits")
+                && !warning.contains("7712"),
+            "{warning}"
+        );
+        // The ente's minimum raised to 8: both codes are short.
+        let min = |n: &str| {
+            EXAMPLE.replace(
+                "currency = \"EUR\"",
+                &format!("currency = \"EUR\"\ncancel_code_min_digits = {n}"),
+            )
+        };
+        let data = parse(&min("8")).unwrap();
+        assert_eq!(data.ente.cancel_code_min_digits, 8);
+        assert_eq!(data.warnings.len(), 2);
+        for bad in ["3", "13", "-1"] {
+            assert!(
+                problems(&min(bad))
+                    .iter()
+                    .any(|p| p.contains("cancel_code_min_digits must be 4 to 12")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -10,13 +10,26 @@ use serde_json::{Value, json};
 
 const EXAMPLE: &str = "tests/data/import-example.toml";
 
+/// The code key of these tests (64 hexadecimal digits, MENSA_CODE_KEY).
+const KEY: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+
 fn mensa(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mensa"))
+    mensa_keyed(db, args, Some(KEY))
+}
+
+/// `mensa ARGS` on `db` with `key` in MENSA_CODE_KEY (none: no key at all).
+fn mensa_keyed(db: &Path, args: &[&str], key: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mensa"));
+    command
         .args(args)
         .env("MENSA_DATABASE_URL", format!("sqlite://{}", db.display()))
         .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+        .env_remove("MENSA_CODE_KEY_FILE");
+    match key {
+        Some(key) => command.env("MENSA_CODE_KEY", key),
+        None => command.env_remove("MENSA_CODE_KEY"),
+    };
+    command.output().unwrap()
 }
 
 fn ok_json(db: &Path, args: &[&str]) -> Value {
@@ -342,6 +355,7 @@ fn serve(db: &Path, args: &[&str], wait_for: &str) -> (bool, Vec<String>) {
             "127.0.0.1:0",
         ])
         .env("MENSA_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("MENSA_CODE_KEY", KEY)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -434,4 +448,187 @@ fn the_real_clock_refuses_a_database_a_shifted_clock_closed_ahead() {
     // Under a clock set by hand it may go on.
     let (up, log) = serve(&db, &["--now", &now], "mensa serving");
     assert!(up, "{log:#?}");
+}
+
+/// Cancel codes need the code key: without one a real database is
+/// refused with a message that says where to give it; another key is
+/// refused rather than finding no code.
+#[test]
+fn commands_that_hash_codes_need_the_database_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mensa.db");
+    let out = mensa_keyed(&db, &["import", EXAMPLE], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no code key was given") && err.contains("--code-key-file"),
+        "{err}"
+    );
+    let (_dir, db) = imported();
+    let at = [
+        "phone-target",
+        "--cancel-code",
+        "58213",
+        "--at",
+        "2026-12-07 19:00",
+    ];
+    let out = mensa_keyed(&db, &at, None);
+    assert!(!out.status.success());
+    let other = "0".repeat(64);
+    let out = mensa_keyed(&db, &at, Some(&other));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("hashed with another code key"),
+        "{err}"
+    );
+    let out = mensa_keyed(&db, &at, Some("not hex"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MENSA_CODE_KEY"));
+    // Commands that do not hash codes need no key.
+    let out = mensa_keyed(&db, &["kitchen", "--date", "2026-12-07"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The office's way out of short codes: a key file, an import that warns
+/// about the short code, the status, new codes written once to the
+/// letters file, and a second run that does nothing.
+#[test]
+fn short_codes_are_warned_about_then_reissued_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mensa.db");
+    let key_file = dir.path().join("code.key");
+    let key_arg = key_file.to_str().unwrap();
+    let out = mensa_keyed(&db, &["codes", "new-key", key_arg], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let again = mensa_keyed(&db, &["codes", "new-key", key_arg], None);
+    assert!(!again.status.success(), "a key file is never overwritten");
+    let with = |args: &[&str]| {
+        mensa_keyed(
+            &db,
+            &[&["--code-key-file", key_arg][..], args].concat(),
+            None,
+        )
+    };
+    let file = dir.path().join("short.toml");
+    let text = std::fs::read_to_string(EXAMPLE)
+        .unwrap()
+        .replace("cancel_code = \"77120\"", "cancel_code = \"7712\"");
+    std::fs::write(&file, text).unwrap();
+    let out = with(&["import", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("1 cancel codes shorter than 5 digits"),
+        "{said}"
+    );
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("warning: line ")
+            && warned.contains("4 digits")
+            && !warned.contains("7712"),
+        "{warned}"
+    );
+    let status = with(&["codes", "status", "--format", "json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["children"], 2);
+    assert_eq!(status["shorter_than_min"], 1);
+    // The 4-digit code is the best target: 1 / 10^4.
+    assert_eq!(status["default_wrong_codes_per_year"], 5_000);
+    let letters = dir.path().join("letters.csv");
+    let out = with(&[
+        "codes",
+        "reissue",
+        "--shorter-than",
+        "5",
+        "--digits",
+        "8",
+        "--out",
+        letters.to_str().unwrap(),
+        "--operator",
+        "ufficio",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(&letters).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "user_code,first_name,last_name,new_cancel_code");
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(
+        lines[1].starts_with("\"100235\",\"Giulia\",\"Rossi\",\""),
+        "{csv}"
+    );
+    let new_code = lines[1]
+        .rsplit(',')
+        .next()
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    assert_eq!(new_code.len(), 8);
+    assert_eq!(
+        std::fs::metadata(&letters).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let target = with(&[
+        "phone-target",
+        "--cancel-code",
+        &new_code,
+        "--at",
+        "2026-12-07 19:00",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        target.status.success(),
+        "{}",
+        String::from_utf8_lossy(&target.stderr)
+    );
+    let old = with(&[
+        "phone-target",
+        "--cancel-code",
+        "7712",
+        "--at",
+        "2026-12-07 19:00",
+    ]);
+    assert!(!old.status.success(), "the old code is gone");
+    // Again: nothing to do, no file.
+    let second = dir.path().join("second.csv");
+    let out = with(&[
+        "codes",
+        "reissue",
+        "--shorter-than",
+        "5",
+        "--out",
+        second.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing changed"));
+    assert!(!second.exists());
+    // The letters file is never overwritten.
+    let out = with(&[
+        "codes",
+        "reissue",
+        "--child",
+        "100234",
+        "--out",
+        letters.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read_to_string(&letters).unwrap(), csv);
 }

@@ -10,19 +10,39 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveTime, Utc};
 use common::{at, d, import_example};
+use mensa::bookings::guessing::{Backoff, DAY_MS};
 use mensa::bookings::{CancelCode, Cents, Clock, DayStatus, PhoneNumber, Refusal, UserCode};
 use mensa::ivr::record::CodeOutcome;
 use mensa::ivr::{
     Action, ActionResult, ChildRef, Dialplan, Event, Input, PhoneOperation, PromptCatalogue,
     Session,
 };
-use mensa::runtime::ivr_actions::{IvrActions, ThrottleConfig};
+use mensa::runtime::ivr_actions::{CallFrom, GuardConfig, IvrActions};
 use mensa::store::Store;
 
 const CALLER: &str = "+393331234567";
+const TRUNK: &str = "127.0.0.0/8";
 
-fn caller() -> PhoneNumber {
-    PhoneNumber::new(CALLER)
+fn caller() -> CallFrom {
+    from(CALLER)
+}
+
+fn from(number: &str) -> CallFrom {
+    CallFrom::new(PhoneNumber::new(number), TRUNK)
+}
+
+/// Four wrong codes free per number, then an hour's wait; the line's
+/// budget derived from the codes (the example's two: 25,000 a year).
+fn guards() -> GuardConfig {
+    GuardConfig {
+        caller: Backoff {
+            free: 4,
+            first_ms: 3_600_000,
+            max_ms: 14 * DAY_MS,
+            forgive_ms: 14 * DAY_MS,
+        },
+        ..GuardConfig::default()
+    }
 }
 
 /// A wall clock set by hand.
@@ -42,17 +62,14 @@ struct Line {
 }
 
 async fn line(local_now: &str) -> Line {
+    line_with(local_now, guards()).await
+}
+
+async fn line_with(local_now: &str, guards: GuardConfig) -> Line {
     let (store, dir) = common::sqlite().await;
     import_example(&store).await;
     let clock = Arc::new(Hand(Mutex::new(at(local_now))));
-    let actions = IvrActions::new(
-        store.clone(),
-        clock.clone(),
-        ThrottleConfig {
-            max_wrong_codes: 4,
-            window: chrono::Duration::hours(1),
-        },
-    );
+    let actions = IvrActions::new(store.clone(), clock.clone(), guards);
     Line {
         store,
         clock,
@@ -111,7 +128,7 @@ impl Line {
         let text = include_str!("../dialplans/default.toml");
         let plan = Arc::new(Dialplan::load(text, &PromptCatalogue::builtin()).unwrap());
         let mut now = Instant::now();
-        let mut session = Session::new(plan, &caller(), "800082653", self.clock.now(), now);
+        let mut session = Session::new(plan, &caller().caller, "800082653", self.clock.now(), now);
         let mut heard = Vec::new();
         let mut bursts = bursts.iter();
         let mut greeting = true;
@@ -301,7 +318,7 @@ async fn the_credit() {
 }
 
 #[tokio::test]
-async fn wrong_codes_throttle_the_caller_number_for_an_hour() {
+async fn wrong_codes_back_the_caller_number_off_for_an_hour() {
     let line = line("2026-12-07 19:00").await;
     let wrong = Action::IdentifyChild {
         code: CancelCode::parse("99999").unwrap(),
@@ -320,9 +337,7 @@ async fn wrong_codes_throttle_the_caller_number_for_an_hour() {
         ActionResult::Throttled
     );
     assert!(matches!(
-        line.actions
-            .run(&PhoneNumber::new("+390612345678"), &right)
-            .await,
+        line.actions.run(&from("+390612345678"), &right).await,
         ActionResult::Identified { .. }
     ));
     line.set("2026-12-07 20:01");
@@ -406,7 +421,8 @@ async fn three_wrong_codes_end_the_call_and_then_the_number_is_throttled() {
         ]
     );
     assert_eq!(session.record().codes.len(), 3);
-    // The runner's limit is 4 an hour: one more wrong code, then refused.
+    // The number's back-off lets 4 through: one more wrong code, then
+    // refused for an hour.
     let (heard, _) = line.call(&["44444#"]).await;
     assert_eq!(heard[1], "code_unknown");
     let (heard, session) = line.call(&["58213#1"]).await;
@@ -455,4 +471,123 @@ async fn a_wrong_code_then_silence() {
     assert_eq!(heard[1], "code_unknown");
     assert_eq!(heard.last().unwrap(), "no_input_goodbye");
     assert_eq!(session.record().codes.len(), 1);
+}
+
+/// The line's budget spent: no code is looked up any more, the answer is
+/// the same for a right and a wrong code, the alert is up; a parent
+/// calling from the number they used keeps their child's code.
+#[tokio::test]
+async fn a_spent_line_is_guarded_but_a_number_keeps_the_codes_it_used() {
+    let guards = GuardConfig {
+        line_per_year: Some(1),
+        line_burst: Some(2),
+        trunk_percent: 100,
+        ..guards()
+    };
+    let line = line_with("2026-12-07 19:00", guards).await;
+    let metrics = Arc::new(mensa::api::Metrics::default());
+    let actions = IvrActions::new(line.store.clone(), line.clock.clone(), guards)
+        .with_metrics(metrics.clone());
+    let identify = |c: &str| Action::IdentifyChild {
+        code: CancelCode::parse(c).unwrap(),
+    };
+    // The parent's first call: 58213 is now bound to their number.
+    assert!(matches!(
+        actions.run(&caller(), &identify("58213")).await,
+        ActionResult::Identified { .. }
+    ));
+    for n in ["+393330000001", "+393330000002"] {
+        assert_eq!(
+            actions.run(&from(n), &identify("11111")).await,
+            ActionResult::UnknownCode
+        );
+    }
+    assert!(actions.check_line(false).await.unwrap(), "guarded");
+    for code in ["11112", "77120"] {
+        assert_eq!(
+            actions.run(&from("+393330000003"), &identify(code)).await,
+            ActionResult::Throttled,
+            "{code}"
+        );
+    }
+    assert!(matches!(
+        actions.run(&caller(), &identify("58213")).await,
+        ActionResult::Identified { .. }
+    ));
+    let shown = metrics.render();
+    for expected in [
+        "mensa_code_guessing_alert 1",
+        "mensa_code_lookups_total 4",
+        "mensa_code_wrong_total 2",
+        "mensa_code_refused_total{reason=\"guarded\"} 2",
+        "mensa_code_refused_total{reason=\"caller_backoff\"} 0",
+        "mensa_code_budget_per_year 1",
+    ] {
+        assert!(shown.contains(expected), "{expected} in\n{shown}");
+    }
+    // A year on, the line has room again and the alert clears.
+    line.set("2027-12-08 19:00");
+    assert!(!actions.check_line(true).await.unwrap());
+    assert!(metrics.render().contains("mensa_code_guessing_alert 0"));
+}
+
+/// A clock gone wild (chrono's first and last instants): codes are still
+/// counted and looked up, nothing overflows or panics.
+#[tokio::test]
+async fn codes_at_the_ends_of_time() {
+    for end in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+        let line = line("2026-12-07 19:00").await;
+        *line.clock.0.lock().unwrap() = end;
+        let identify = |c: &str| Action::IdentifyChild {
+            code: CancelCode::parse(c).unwrap(),
+        };
+        assert_eq!(
+            line.actions.run(&caller(), &identify("11111")).await,
+            ActionResult::UnknownCode,
+            "{end}"
+        );
+        assert!(
+            matches!(
+                line.actions.run(&caller(), &identify("58213")).await,
+                ActionResult::Identified { .. }
+            ),
+            "{end}"
+        );
+        assert!(!line.actions.check_line(true).await.unwrap());
+    }
+}
+
+/// What a caller hears never tells a code that exists from one that does
+/// not: a sequence too short to be a code and an unknown code get the same
+/// prompt; on a spent line a right code and a wrong one get the same
+/// answer, before any lookup.
+#[tokio::test]
+async fn no_answer_tells_a_code_that_exists_from_one_that_does_not() {
+    let line = line("2026-12-07 19:00").await;
+    let (heard, _) = line.call(&["123#", "11111#", "22222#"]).await;
+    assert_eq!(
+        heard[1..],
+        [
+            "code_unknown",
+            "enter_code",
+            "code_unknown",
+            "enter_code",
+            "code_too_many"
+        ]
+    );
+    let guards = GuardConfig {
+        line_per_year: Some(1),
+        line_burst: Some(1),
+        trunk_percent: 100,
+        ..guards()
+    };
+    let spent = line_with("2026-12-07 19:00", guards).await;
+    let (first, _) = spent.call(&["11111#"]).await;
+    assert_eq!(first[1], "code_unknown", "the line's one wrong code");
+    let (right, record) = spent.call(&["58213#1"]).await;
+    let (wrong, _) = spent.call(&["11112#"]).await;
+    assert_eq!(right, wrong);
+    assert_eq!(right[1..], ["throttled"]);
+    assert_eq!(record.record().codes[0].outcome, CodeOutcome::Throttled);
+    assert_eq!(spent.status("2026-12-10").await, DayStatus::Booked);
 }

@@ -71,7 +71,23 @@ contract!(
     dates_the_store_cannot_compare_never_reach_it,
     closings_remember_the_clock_they_ran_under,
     retention_deletes_old_calls_and_redacts_who_acted,
+    codes_are_stored_as_keyed_hashes_under_one_key,
+    a_code_equal_to_a_stored_user_code_is_refused,
+    the_counts_follow_the_rules_of_guessing,
+    concurrent_guesses_cannot_all_pass_the_check,
+    a_guarded_line_takes_bound_codes_only,
+    counts_are_swept_and_bindings_bounded,
+    reissue_gives_short_codes_new_ones_once,
 );
+
+#[path = "store_contract/codes.rs"]
+mod codes;
+use codes::{
+    a_code_equal_to_a_stored_user_code_is_refused, a_guarded_line_takes_bound_codes_only,
+    codes_are_stored_as_keyed_hashes_under_one_key, concurrent_guesses_cannot_all_pass_the_check,
+    counts_are_swept_and_bindings_bounded, reissue_gives_short_codes_new_ones_once,
+    the_counts_follow_the_rules_of_guessing,
+};
 
 async fn child(store: &Store, code: &str) -> Child {
     store
@@ -113,8 +129,15 @@ async fn reimport_updates_and_never_duplicates(store: Store) {
         .replace("cancel_code = \"77120\"", "cancel_code = \"58213\"")
         .replace("cancel_code = \"SWAP\"", "cancel_code = \"77120\"");
     import_text(&store, &swapped).await;
-    assert_eq!(child(&store, "100234").await.cancel_code.as_str(), "77120");
-    assert_eq!(child(&store, "100235").await.cancel_code.as_str(), "58213");
+    let holder = |code: &'static str| {
+        let store = store.clone();
+        async move {
+            let code = mensa::bookings::CancelCode::parse(code).unwrap();
+            store.child_by_cancel_code(&code).await.unwrap().unwrap()
+        }
+    };
+    assert_eq!(holder("77120").await.user_code.as_str(), "100234");
+    assert_eq!(holder("58213").await.user_code.as_str(), "100235");
     assert_eq!(child(&store, "100235").await.meal_price, Some(Cents(380)));
 }
 

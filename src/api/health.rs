@@ -45,6 +45,16 @@ pub struct Metrics {
     logins_refused: [AtomicU64; 3],
     /// Logins verified: right, wrong.
     logins_verified: [AtomicU64; 2],
+    /// Cancel codes looked up by the phone line, and of them the wrong
+    /// ones that were counted (`runtime::ivr_actions`).
+    code_lookups: AtomicU64,
+    code_wrong: AtomicU64,
+    /// Codes refused before any lookup, by reason.
+    code_refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// 1 while the line's budget of wrong codes is spent (guarded mode).
+    code_alert: AtomicU64,
+    /// The line's budget of wrong codes a year in force.
+    code_budget: AtomicU64,
     edge: Mutex<EdgeCounters>,
 }
 
@@ -145,6 +155,34 @@ impl Metrics {
     /// A login whose password was verified: right or wrong.
     pub fn count_login_verified(&self, right: bool) {
         self.logins_verified[usize::from(!right)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A cancel code looked up by the phone line.
+    pub fn count_code_lookup(&self) {
+        self.code_lookups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A code looked up, not found, and counted against the budgets.
+    pub fn count_wrong_code(&self) {
+        self.code_wrong.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A code refused before its lookup: `caller_backoff`,
+    /// `trunk_budget` or `guarded` (`store::GuardRefusal`).
+    pub fn count_code_refused(&self, reason: &'static str) {
+        if let Ok(mut m) = self.code_refused.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Whether the line's budget of wrong codes is spent.
+    pub fn set_code_guessing_alert(&self, alert: bool) {
+        self.code_alert.store(u64::from(alert), Ordering::Relaxed);
+    }
+
+    /// The line's budget of wrong codes a year in force.
+    pub fn set_code_budget(&self, per_year: u64) {
+        self.code_budget.store(per_year, Ordering::Relaxed);
     }
 
     /// A DTMF key, by source: `rfc4733`, `inband` or `sip_info`.
@@ -252,6 +290,46 @@ impl Metrics {
             "gauge",
             "Calls the node learned it carries on time after shedding; past it, new calls get 503. 0: no limit learned.",
             &self.calls_limit,
+        );
+        single(
+            &mut out,
+            "mensa_code_lookups_total",
+            "counter",
+            "Cancel codes the phone line looked up (admitted by the counts, or bound to the caller number).",
+            &self.code_lookups,
+        );
+        single(
+            &mut out,
+            "mensa_code_wrong_total",
+            "counter",
+            "Cancel codes looked up and not found, counted against the caller, the trunk and the line.",
+            &self.code_wrong,
+        );
+        family(
+            &mut out,
+            "mensa_code_refused_total",
+            "counter",
+            "Cancel codes refused before any lookup, by reason (caller_backoff, trunk_budget, guarded).",
+        );
+        if let Ok(m) = self.code_refused.lock() {
+            for reason in ["caller_backoff", "trunk_budget", "guarded"] {
+                let n = m.get(reason).copied().unwrap_or(0);
+                let _ = writeln!(out, "mensa_code_refused_total{{reason=\"{reason}\"}} {n}");
+            }
+        }
+        single(
+            &mut out,
+            "mensa_code_guessing_alert",
+            "gauge",
+            "1 while the line's budget of wrong cancel codes is spent: guarded mode, only codes a caller number used before are looked up. Someone may be guessing codes.",
+            &self.code_alert,
+        );
+        single(
+            &mut out,
+            "mensa_code_budget_per_year",
+            "gauge",
+            "The line's budget of wrong cancel codes a year in force (derived from the codes in use unless [ivr] sets it).",
+            &self.code_budget,
         );
         family(
             &mut out,

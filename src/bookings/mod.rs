@@ -18,11 +18,15 @@
 //! | R12 audit | [`Actor`], [`Channel`] (stored by the store with every change) |
 //! | R13 special diets | [`Diet`], counted in [`closing::KitchenReport`] |
 //! | dates anyone may name | [`reach::Reach`] (the school calendar's reach) |
+//! | codes at rest, new codes | [`codes`] (keyed hashes, CSPRNG) |
+//! | guessing codes on the phone | [`guessing`] (the arithmetic, back-off, budgets) |
 
 pub mod calendar;
 pub mod closing;
+pub mod codes;
 pub mod days;
 pub mod fiscal_code;
+pub mod guessing;
 pub mod ids;
 pub mod ledger;
 pub mod pagopa;

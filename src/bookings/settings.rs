@@ -22,6 +22,9 @@ pub enum LateRequestPolicy {
     ApplyToNextServiceDay,
 }
 
+/// The manual's codes have five digits.
+pub const DEFAULT_MIN_CODE_DIGITS: u8 = 5;
+
 /// Ente erogatore: the municipality running the service, and its settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnteSettings {
@@ -39,6 +42,10 @@ pub struct EnteSettings {
     /// Low balance: the credit covers fewer meals than this.
     pub low_balance_meals: u32,
     pub pagopa: Option<PagoPaSettings>,
+    /// The fewest digits a new codice disdetta may have (the import warns
+    /// about shorter ones, `mensa codes reissue` replaces them); 5 in the
+    /// manual's letters. Shorter codes already held keep working.
+    pub cancel_code_min_digits: u8,
 }
 
 fn serialize_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -67,6 +74,7 @@ impl EnteSettings {
             late_requests: LateRequestPolicy::Refuse,
             low_balance_meals: 5,
             pagopa: None,
+            cancel_code_min_digits: DEFAULT_MIN_CODE_DIGITS,
         }
     }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::rtp::{self, FRAME, FRAME_SAMPLES, Receiver, ToneFrames};
-use super::script::{QUIET_LIMIT, Script, Step};
+use super::script::{Callers, Guesses, QUIET_LIMIT, Script, Step};
 use super::stats::{FailReason, MediaStats};
 use crate::media::dtmf::Key;
 use crate::media::g711::Law;
@@ -61,6 +61,10 @@ pub struct CallConfig {
     pub tones: ToneFrames,
     /// Tells calls of different runs apart in Call-IDs.
     pub run_id: u32,
+    /// The caller number of each call.
+    pub callers: Callers,
+    /// What `{guess}` types.
+    pub guesses: Guesses,
 }
 
 /// Which socket a datagram leaves from.
@@ -100,6 +104,9 @@ pub struct Ended {
     pub retransmissions_sent: u64,
     pub retransmissions_seen: u64,
     pub keys_sent: u64,
+    /// Codes typed (`{code}` and `{guess}`), counted when their keys
+    /// began: how far the call got before it ended.
+    pub codes_typed: u32,
     pub rtp_sent: u64,
     pub rtp_expected: u64,
     pub rtp_lost: u64,
@@ -163,6 +170,8 @@ pub struct LoadCall {
     branch: String,
     invite_sent: Instant,
     code: Option<String>,
+    /// The call's index in its run (for its guesses).
+    n: u64,
     // Media.
     law: Law,
     audio_pt: u8,
@@ -180,6 +189,8 @@ pub struct LoadCall {
     last_speech: Option<Instant>,
     last_onset: Option<Instant>,
     last_key_end: Option<Instant>,
+    /// `{guess}`es typed so far.
+    guesses_typed: u32,
     // Counters and queues.
     ended: Ended,
     transmits: VecDeque<Transmit>,
@@ -190,7 +201,7 @@ impl LoadCall {
     /// A call numbered `n` of its run, placed now (the INVITE is queued).
     pub fn new(config: Arc<CallConfig>, n: u64, code: Option<String>, now: Instant) -> LoadCall {
         let call_id = format!("load-{:08x}-{n}@mensa", config.run_id);
-        let caller = format!("39{:010}", n % 10_000_000_000);
+        let caller = config.callers.number(n);
         let host = config.local_sip.ip();
         let from = format!("<sip:{caller}@{host}>;tag=l{n:x}");
         let to = format!("<sip:{}@{}>", config.number, config.target);
@@ -209,6 +220,7 @@ impl LoadCall {
             branch,
             invite_sent: now,
             code,
+            n,
             law: Law::ALaw,
             audio_pt: 8,
             event_pt: None,
@@ -224,6 +236,7 @@ impl LoadCall {
             last_speech: None,
             last_onset: None,
             last_key_end: None,
+            guesses_typed: 0,
             ended: Ended {
                 result: Err(FailReason::Unfinished),
                 answered: false,
@@ -232,6 +245,7 @@ impl LoadCall {
                 retransmissions_sent: 0,
                 retransmissions_seen: 0,
                 keys_sent: 0,
+                codes_typed: 0,
                 rtp_sent: 0,
                 rtp_expected: 0,
                 rtp_lost: 0,
@@ -667,11 +681,24 @@ impl LoadCall {
             Step::Keys(keys) => {
                 if self.pressing.is_none() {
                     let code = self.code.clone().unwrap_or_default();
-                    let keys: Vec<Key> = keys
-                        .replace("{code}", &code)
-                        .chars()
-                        .filter_map(Key::from_char)
-                        .collect();
+                    let typed = keys.replace("{code}", &code);
+                    // Each {guess} is the next guess of this call.
+                    let per_call = self.config.script.guesses_per_call();
+                    let mut parts = typed.split("{guess}");
+                    let mut typed = parts.next().unwrap_or_default().to_string();
+                    for rest in parts {
+                        let k = u64::from(self.guesses_typed);
+                        let seed = u64::from(self.config.run_id);
+                        typed.push_str(&self.config.guesses.guess(seed, self.n, k, per_call));
+                        typed.push_str(rest);
+                        self.guesses_typed += 1;
+                    }
+                    let codes = keys.matches("{code}").count() + keys.matches("{guess}").count();
+                    self.ended.codes_typed = self
+                        .ended
+                        .codes_typed
+                        .saturating_add(u32::try_from(codes).unwrap_or(u32::MAX));
+                    let keys: Vec<Key> = typed.chars().filter_map(Key::from_char).collect();
                     if let Some(onset) = self.last_onset {
                         self.events.push_back(CallEvent::PromptToKey(
                             now.saturating_duration_since(onset),

@@ -17,6 +17,8 @@ fn config(script: &str, audio: bool) -> Arc<CallConfig> {
         script: Script::parse(script).unwrap(),
         tones: ToneFrames::new(),
         run_id: 7,
+        callers: Callers::EachCall,
+        guesses: Guesses::default(),
     })
 }
 

@@ -24,7 +24,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use super::call::{CallConfig, CallEvent, Channel, Input, KeyMode, LoadCall};
 use super::io::{BatchSocket, Received};
 use super::rtp::ToneFrames;
-use super::script::Script;
+use super::script::{Callers, Guesses, Script};
 use super::stats::{FailReason, Histogram, MediaStats, OwnCpu, Report};
 use crate::sip::message::{Framing, Message, parse};
 
@@ -47,6 +47,10 @@ pub struct LoadConfig {
     pub audio: bool,
     pub setup_timeout: Duration,
     pub number: String,
+    /// The caller number of each call.
+    pub callers: Callers,
+    /// What `{guess}` types.
+    pub guesses: Guesses,
     /// A progress line on stderr every second.
     pub progress: bool,
 }
@@ -81,6 +85,8 @@ struct Totals {
     prompt_to_key: Histogram,
     key_to_prompt: Histogram,
     max_active: u64,
+    codes_typed: u64,
+    calls_by_codes_typed: BTreeMap<u32, u64>,
     /// Codes of the completed calls that pressed 1.
     cancelling_codes: Vec<String>,
 }
@@ -106,6 +112,8 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
         script: config.script.clone(),
         tones: ToneFrames::new(),
         run_id: std::process::id() ^ (Instant::now().elapsed().subsec_nanos() << 8),
+        callers: config.callers.clone(),
+        guesses: config.guesses,
     });
     let uses_code = config.script.uses_code();
     let mut slots: Vec<Option<Slot>> = Vec::new();
@@ -419,6 +427,12 @@ pub fn run(config: LoadConfig, stop: Arc<AtomicBool>) -> io::Result<(Report, Vec
         prompt_to_key: ms(&t.prompt_to_key),
         key_to_prompt: ms(&t.key_to_prompt),
         keys_sent: t.keys_sent,
+        codes_typed: t.codes_typed,
+        calls_by_codes_typed: t
+            .calls_by_codes_typed
+            .iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect(),
         calls_pressing_1: t.pressed_1,
         send_errors: t.send_errors,
         generator_frames_skipped: t.frames_skipped,
@@ -446,6 +460,8 @@ fn record(t: &mut Totals, ev: CallEvent) {
             t.rtx_sent += e.retransmissions_sent;
             t.rtx_seen += e.retransmissions_seen;
             t.keys_sent += e.keys_sent;
+            t.codes_typed += u64::from(e.codes_typed);
+            *t.calls_by_codes_typed.entry(e.codes_typed).or_default() += 1;
             t.rtp_sent += e.rtp_sent;
             t.rtp_expected += e.rtp_expected;
             t.rtp_lost += e.rtp_lost;

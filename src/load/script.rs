@@ -11,11 +11,15 @@
 //! | `speech[:MS]` | the server's audio turns from silence to a prompt (at most MS, default 15000) |
 //! | `quiet:MS` | the prompt has been silent for MS after speaking (at most 60 s) |
 //! | `wait:MS` | MS have passed |
-//! | `keys:KEYS` | every key was sent (100 ms each, 100 ms apart); `{code}` is the call's cancel code |
+//! | `keys:KEYS` | every key was sent (100 ms each, 100 ms apart); `{code}` is the call's cancel code, each `{guess}` a new guessed code ([`Guesses`]) |
 //! | `bye` | our BYE was answered (the call then ends) |
 //! | `await-bye[:MS]` | the server hung up (at most MS, default 60000) |
 //!
 //! A script that ends without `bye` or `await-bye` hangs up at its end.
+//!
+//! A guessing run (docs/load.md, docs/security.md) types `{guess}`: codes
+//! nobody was given, sequential or random, from caller numbers that
+//! change with each call, cycle over a few, or stay one ([`Callers`]).
 
 use std::time::Duration;
 
@@ -54,7 +58,7 @@ pub enum ScriptError {
     UnknownStep(String),
     #[error("step {0:?}: not a number of milliseconds")]
     BadMillis(String),
-    #[error("step {0:?}: keys are 0-9, *, #, A-D and {{code}}")]
+    #[error("step {0:?}: keys are 0-9, *, #, A-D, {{code}} and {{guess}}")]
     BadKeys(String),
     #[error("the script is empty")]
     Empty,
@@ -105,7 +109,7 @@ impl Script {
                 "wait" => Step::Wait(millis(None)?),
                 "keys" => {
                     let keys = arg.unwrap_or_default();
-                    let plain = keys.replace("{code}", "");
+                    let plain = keys.replace("{code}", "").replace("{guess}", "");
                     if keys.is_empty()
                         || !plain
                             .chars()
@@ -169,6 +173,80 @@ impl Script {
             .iter()
             .any(|s| matches!(s, Step::Keys(k) if k.contains("{code}")))
     }
+
+    /// How many codes a call guesses (`{guess}`s in its steps).
+    pub fn guesses_per_call(&self) -> u64 {
+        self.steps
+            .iter()
+            .map(|s| match s {
+                Step::Keys(k) => k.matches("{guess}").count() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// The caller number each call presents (the From user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callers {
+    /// `39` and the call's index: a new number for every call, so that a
+    /// server's per-caller count never mixes calls.
+    EachCall,
+    /// `39` and the call's index modulo this many: a few numbers, each
+    /// calling again (a guesser's handful of SIM cards).
+    Cycle(u64),
+    /// This number for every call (a parent's phone).
+    One(String),
+}
+
+impl Callers {
+    /// Call `n`'s number.
+    pub fn number(&self, n: u64) -> String {
+        match self {
+            Callers::EachCall => format!("39{:010}", n % 10_000_000_000),
+            Callers::Cycle(k) => format!("39{:010}", n % (*k).max(1)),
+            Callers::One(number) => number.clone(),
+        }
+    }
+}
+
+/// What `{guess}` types: codes of `digits` digits, in order from `start`
+/// (each call takes the next ones: no code is tried twice) or at random.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guesses {
+    pub digits: u8,
+    pub random: bool,
+    pub start: u64,
+}
+
+impl Default for Guesses {
+    fn default() -> Guesses {
+        Guesses {
+            digits: 5,
+            random: false,
+            start: 0,
+        }
+    }
+}
+
+impl Guesses {
+    /// The `k`-th guess of call `n`, for a script guessing `per_call`
+    /// codes a call; `seed` tells runs apart for random guesses.
+    pub fn guess(&self, seed: u64, n: u64, k: u64, per_call: u64) -> String {
+        let digits = u32::from(self.digits.clamp(1, 12));
+        let space = 10u64.pow(digits);
+        let index = n.wrapping_mul(per_call.max(1)).wrapping_add(k);
+        let value = if self.random {
+            // SplitMix64: spread, not secret (a load generator's guesses).
+            let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % space
+        } else {
+            self.start.wrapping_add(index) % space
+        };
+        format!("{value:0width$}", width = digits as usize)
+    }
 }
 
 /// Cancel codes from a file: an import TOML (every `cancel_code` of its
@@ -205,6 +283,9 @@ mod tests {
         );
         assert!(!short.cancels());
         assert!(Script::parse("keys:{code}#1").unwrap().cancels());
+        let guessing = Script::parse("keys:{guess}#,speech,keys:{guess}#{guess}#").unwrap();
+        assert_eq!(guessing.guesses_per_call(), 3);
+        assert!(!guessing.uses_code() && !guessing.cancels());
         assert!(!Script::parse("keys:{code}#2").unwrap().cancels());
         assert!(matches!(
             Script::parse("wait"),
@@ -219,6 +300,29 @@ mod tests {
             Err(ScriptError::UnknownStep(_))
         ));
         assert!(matches!(Script::parse(" , "), Err(ScriptError::Empty)));
+    }
+
+    #[test]
+    fn guesses_never_repeat_in_order_and_keep_their_length() {
+        let g = Guesses {
+            digits: 5,
+            random: false,
+            start: 99_998,
+        };
+        let typed: Vec<String> = (0..2)
+            .flat_map(|n| (0..2).map(move |k| g.guess(0, n, k, 2)))
+            .collect();
+        assert_eq!(typed, ["99998", "99999", "00000", "00001"]);
+        let r = Guesses { random: true, ..g };
+        let a: std::collections::HashSet<String> = (0..100).map(|n| r.guess(1, n, 0, 1)).collect();
+        assert!(a.len() > 95 && a.iter().all(|c| c.len() == 5));
+        assert_ne!(r.guess(1, 0, 0, 1), r.guess(2, 0, 0, 1));
+        assert_eq!(Callers::Cycle(3).number(4), "390000000001");
+        assert_eq!(Callers::EachCall.number(4), "390000000004");
+        assert_eq!(
+            Callers::One("393331234567".into()).number(4),
+            "393331234567"
+        );
     }
 
     #[test]

@@ -214,6 +214,12 @@ pub struct Report {
     pub prompt_to_key: Option<Summary>,
     pub key_to_prompt: Option<Summary>,
     pub keys_sent: u64,
+    /// Codes typed (`{code}` and `{guess}`), all calls together.
+    pub codes_typed: u64,
+    /// Calls by how many codes they had typed when they ended: in a
+    /// guessing run, calls the server cut short after one code were
+    /// refused before any lookup (docs/load.md).
+    pub calls_by_codes_typed: BTreeMap<String, u64>,
     pub calls_pressing_1: u64,
     pub send_errors: u64,
     /// Frames our callers did not send because the generator fell behind:
@@ -305,6 +311,19 @@ impl Report {
             "keys: sent {}  calls pressing 1: {}",
             self.keys_sent, self.calls_pressing_1
         );
+        if self.codes_typed > 0 {
+            let by: Vec<String> = self
+                .calls_by_codes_typed
+                .iter()
+                .map(|(codes, n)| format!("{n} after {codes}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "codes typed: {}  calls ended: {}",
+                self.codes_typed,
+                by.join(", ")
+            );
+        }
         let _ = writeln!(s, "  prompt→key:  {}", sum(&self.prompt_to_key));
         let _ = writeln!(s, "  key→prompt:  {}", sum(&self.key_to_prompt));
         if self.send_errors > 0 {

@@ -21,7 +21,13 @@
 //! grace_secs = 60                # calls may finish this long after SIGTERM
 //! [ivr]
 //! dialplans = "dialplans"        # <route's dialplan name>.toml in this folder
-//! max_wrong_codes_per_hour = 10  # per caller number, then "unavailable"
+//! caller_free_wrong_codes = 5   # a caller number's wrong codes before its back-off
+//! caller_backoff_first_secs = 60 # then a wait, doubled with each one more,
+//! caller_backoff_max_days = 14   # up to this
+//! caller_forgive_days = 14       # one wrong code forgiven per this many days
+//! # line_wrong_codes_per_year =  # the line's budget; unset: derived from the codes in use
+//! # line_wrong_codes_burst =     # of them at once; unset: a day's share
+//! trunk_share_percent = 50       # each trunk's share of the line's budget
 //! [privacy]                      # how long personal data is kept
 //! call_records_days = 90         # phone call records, then deleted
 //! personal_data_days = 730       # who made a change, then redacted
@@ -51,6 +57,7 @@ use std::time::Duration;
 
 use super::udp_batch::SendMode;
 use crate::api::LoginLimits;
+use crate::bookings::guessing::{Backoff, DAY_MS, MAX_PER_YEAR};
 use crate::media::dtmf::merge::InbandMode;
 use crate::media::session::SessionConfig;
 use crate::net::IpNet;
@@ -216,33 +223,96 @@ impl HttpSettings {
     }
 }
 
-/// `[ivr]`: where the dialplans are, and the caller throttle.
+/// `[ivr]`: where the dialplans are, and the limits on cancel codes typed
+/// (docs/security.md, "Cancel codes cannot be guessed in practice").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IvrSettings {
     /// Folder of the dialplans; a route naming `default` runs
     /// `<dialplans>/default.toml`.
     pub dialplans: PathBuf,
-    /// Wrong codes from one caller number within an hour before the line
-    /// tells it the service is unavailable for a while.
-    pub max_wrong_codes_per_hour: u32,
+    /// Wrong codes a caller number may type before its back-off starts.
+    pub caller_free_wrong_codes: u32,
+    /// The back-off's first wait, doubled with each wrong code after.
+    pub caller_backoff_first_secs: u64,
+    /// The longest wait.
+    pub caller_backoff_max_days: u64,
+    /// One wrong code of a number is forgiven every this many days.
+    pub caller_forgive_days: u64,
+    /// The line's budget of wrong codes a year, across every caller and
+    /// trunk; unset: derived from the codes in use (half of the wrong
+    /// codes that find some child on average).
+    pub line_wrong_codes_per_year: Option<u64>,
+    /// How many of them may come at once; unset: a day's share.
+    pub line_wrong_codes_burst: Option<u32>,
+    /// Each trunk's share of the line's budget, percent.
+    pub trunk_share_percent: u8,
+    /// Gone: the in-memory hourly count per node. Read only to name the
+    /// keys that replace it.
+    #[serde(rename = "max_wrong_codes_per_hour")]
+    pub removed_max_wrong_codes_per_hour: Option<u32>,
 }
 
 impl Default for IvrSettings {
     fn default() -> IvrSettings {
+        let guards = super::ivr_actions::GuardConfig::default();
         IvrSettings {
             dialplans: PathBuf::from("dialplans"),
-            max_wrong_codes_per_hour: 10,
+            caller_free_wrong_codes: guards.caller.free,
+            caller_backoff_first_secs: u64::try_from(guards.caller.first_ms / 1000).unwrap_or(60),
+            caller_backoff_max_days: u64::try_from(guards.caller.max_ms / DAY_MS).unwrap_or(14),
+            caller_forgive_days: u64::try_from(guards.caller.forgive_ms / DAY_MS).unwrap_or(14),
+            line_wrong_codes_per_year: None,
+            line_wrong_codes_burst: None,
+            trunk_share_percent: guards.trunk_percent,
+            removed_max_wrong_codes_per_hour: None,
         }
     }
 }
 
 impl IvrSettings {
-    pub fn throttle(&self) -> super::ivr_actions::ThrottleConfig {
-        super::ivr_actions::ThrottleConfig {
-            max_wrong_codes: self.max_wrong_codes_per_hour,
-            window: chrono::Duration::hours(1),
+    /// The limits on codes typed, checked.
+    pub fn guards(&self) -> Result<super::ivr_actions::GuardConfig, ConfigError> {
+        if self.removed_max_wrong_codes_per_hour.is_some() {
+            return Err(ConfigError::RemovedThrottle);
         }
+        let days = |n: u64| i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(DAY_MS);
+        let caller = Backoff {
+            free: self.caller_free_wrong_codes,
+            first_ms: i64::try_from(self.caller_backoff_first_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000),
+            max_ms: days(self.caller_backoff_max_days),
+            forgive_ms: days(self.caller_forgive_days),
+        };
+        // Bounded so that the store's sums of instants stay far from
+        // i64's ends (guessing's SQL does not saturate).
+        if !(1..=100).contains(&caller.free)
+            || !(1..=86_400).contains(&self.caller_backoff_first_secs)
+            || !(1..=365).contains(&self.caller_backoff_max_days)
+            || !(1..=365).contains(&self.caller_forgive_days)
+            || caller.max_ms < caller.first_ms
+        {
+            return Err(ConfigError::CallerBackoff);
+        }
+        if self
+            .line_wrong_codes_per_year
+            .is_some_and(|n| !(1..=MAX_PER_YEAR).contains(&n))
+            || self
+                .line_wrong_codes_burst
+                .is_some_and(|n| !(1..=1_000_000).contains(&n))
+        {
+            return Err(ConfigError::LineBudget);
+        }
+        if !(1..=100).contains(&self.trunk_share_percent) {
+            return Err(ConfigError::TrunkShare);
+        }
+        Ok(super::ivr_actions::GuardConfig {
+            caller,
+            line_per_year: self.line_wrong_codes_per_year,
+            line_burst: self.line_wrong_codes_burst,
+            trunk_percent: self.trunk_share_percent,
+        })
     }
 }
 
@@ -368,6 +438,26 @@ pub enum ConfigError {
          and login_max_lock_secs from it, both up to 86400"
     )]
     HttpLogin,
+    #[error(
+        "ivr.max_wrong_codes_per_hour is gone: wrong codes are now counted in the database, per \
+         caller number (caller_free_wrong_codes, caller_backoff_first_secs, \
+         caller_backoff_max_days, caller_forgive_days), per trunk (trunk_share_percent) and for \
+         the whole line (line_wrong_codes_per_year, line_wrong_codes_burst); see \
+         docs/deployment.md"
+    )]
+    RemovedThrottle,
+    #[error(
+        "ivr: caller_free_wrong_codes must be 1 to 100, caller_backoff_first_secs 1 to 86400, \
+         caller_backoff_max_days and caller_forgive_days 1 to 365, the longest wait at least the \
+         first"
+    )]
+    CallerBackoff,
+    #[error(
+        "ivr: line_wrong_codes_per_year must be 1 to 1000000, line_wrong_codes_burst 1 to 1000000"
+    )]
+    LineBudget,
+    #[error("ivr.trunk_share_percent must be 1 to 100")]
+    TrunkShare,
 }
 
 /// Everything `serve` starts the call runtime with.
@@ -438,6 +528,7 @@ impl ServeSettings {
         }
         self.http.limits()?;
         self.privacy.retention()?;
+        self.ivr.guards()?;
         let session = SessionConfig {
             inactivity_timeout: Duration::from_secs(m.inactivity_timeout_secs),
             rtcp_interval: Duration::from_secs(m.rtcp_interval_secs),
@@ -627,6 +718,10 @@ mod tests {
         assert!(r.endpoint.is_allowed("192.0.2.9".parse().unwrap()));
         assert_eq!(r.calls.shutdown_grace, Duration::from_secs(60));
         assert_eq!(example.ivr, IvrSettings::default());
+        assert_eq!(
+            example.ivr.guards().unwrap(),
+            super::super::ivr_actions::GuardConfig::default()
+        );
         assert!(matches!(
             advertised(
                 "0.0.0.0:5060".parse().unwrap(),
@@ -634,5 +729,38 @@ mod tests {
             ),
             Err(ConfigError::Advertise(_))
         ));
+    }
+
+    #[test]
+    fn ivr_limits_and_the_key_they_replace() {
+        let s: ServeSettings = toml::from_str(
+            "[ivr]\ncaller_free_wrong_codes = 3\nline_wrong_codes_per_year = 20\n\
+             line_wrong_codes_burst = 6\ntrunk_share_percent = 100",
+        )
+        .unwrap();
+        let g = s.ivr.guards().unwrap();
+        assert_eq!(g.caller.free, 3);
+        assert_eq!(g.caller.first_ms, 60_000);
+        assert_eq!(g.caller.max_ms, 14 * DAY_MS);
+        assert_eq!((g.line_per_year, g.line_burst), (Some(20), Some(6)));
+        assert_eq!(g.trunk_percent, 100);
+        // An old config names the new keys instead of being misread.
+        let old: ServeSettings = toml::from_str("[ivr]\nmax_wrong_codes_per_hour = 10").unwrap();
+        let e = old.resolve([1; 32]).unwrap_err().to_string();
+        assert!(
+            e.contains("max_wrong_codes_per_hour is gone")
+                && e.contains("caller_free_wrong_codes")
+                && e.contains("line_wrong_codes_per_year"),
+            "{e}"
+        );
+        for bad in [
+            "caller_free_wrong_codes = 0",
+            "caller_backoff_max_days = 400",
+            "line_wrong_codes_per_year = 0",
+            "trunk_share_percent = 0",
+        ] {
+            let s: ServeSettings = toml::from_str(&format!("[ivr]\n{bad}")).unwrap();
+            assert!(s.resolve([1; 32]).is_err(), "{bad}");
+        }
     }
 }

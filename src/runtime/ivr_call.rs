@@ -17,7 +17,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use super::calls::{CallCommand, CallEvent, CallHandle, CallInfo, CallLogic};
-use super::ivr_actions::IvrActions;
+use super::ivr_actions::{CallFrom, IvrActions};
 use crate::api::Metrics;
 use crate::bookings::{Clock, PhoneNumber};
 use crate::ivr::{Dialplan, Event, Input, Key, PlaybackId, Session};
@@ -113,6 +113,7 @@ async fn run_call(
     mut handle: CallHandle,
 ) -> crate::ivr::CallRecord {
     let caller = call.caller.clone().unwrap_or_else(|| PhoneNumber::new(""));
+    let from = CallFrom::new(caller.clone(), call.trunk.to_string());
     let mut session = Session::new(plan, &caller, &call.called, clock.now(), Instant::now());
     tracing::info!(%caller, called = %call.called, "call answered");
     let mut hung_up_by_caller = false;
@@ -127,7 +128,7 @@ async fn run_call(
                 }),
                 Event::StopPlayback => handle.send(CallCommand::StopPlayback),
                 Event::RunAction(action) => {
-                    let result = actions.run(&caller, &action).await;
+                    let result = actions.run(&from, &action).await;
                     session.handle_input(Instant::now(), Input::ActionResult(result));
                 }
                 Event::HangUp => handle.send(CallCommand::HangUp),

@@ -30,7 +30,6 @@ pub struct ChildId(pub i64);
 pub struct Child {
     pub id: ChildId,
     pub user_code: UserCode,
-    pub cancel_code: CancelCode,
     pub first_name: String,
     pub last_name: String,
     pub fiscal_code: FiscalCode,
@@ -54,7 +53,7 @@ pub struct CalendarDay {
     pub changed: Option<(Channel, DateTime<Utc>)>,
 }
 
-pub(super) const CHILD_COLUMNS: &str = "c.id, c.user_code, c.cancel_code, c.first_name, c.last_name, \
+pub(super) const CHILD_COLUMNS: &str = "c.id, c.user_code, c.first_name, c.last_name, \
      c.fiscal_code, c.school_id, c.class_id, c.diet, c.meal_price_cents, k.weekdays AS class_weekdays";
 
 pub(super) fn child_from_row(row: &AnyRow) -> Result<Child, StoreError> {
@@ -64,8 +63,6 @@ pub(super) fn child_from_row(row: &AnyRow) -> Result<Child, StoreError> {
     Ok(Child {
         id: ChildId(row.try_get("id")?),
         user_code: UserCode::parse(&text("user_code")?).map_err(|e| corrupt("user code", &e))?,
-        cancel_code: CancelCode::parse(&text("cancel_code")?)
-            .map_err(|e| corrupt("cancel code", &e))?,
         first_name: text("first_name")?,
         last_name: text("last_name")?,
         fiscal_code: FiscalCode::parse(&text("fiscal_code")?)
@@ -122,11 +119,29 @@ impl Store {
         self.child_where("c.user_code = $1", code.as_str()).await
     }
 
+    /// The child holding `code`: looked up by its keyed hash
+    /// (`store::codes`). Unthrottled: the phone line counts codes first
+    /// ([`Store::admit_code`]).
     pub async fn child_by_cancel_code(
         &self,
         code: &CancelCode,
     ) -> Result<Option<Child>, StoreError> {
-        self.child_where("c.cancel_code = $1", code.as_str()).await
+        let hash = self.code_key().await?.hash(code);
+        self.child_where("c.cancel_code = $1", hash.as_str()).await
+    }
+
+    /// A child by its store id; None when no longer enrolled.
+    pub async fn child(&self, id: ChildId) -> Result<Option<Child>, StoreError> {
+        let sql = format!(
+            "SELECT {CHILD_COLUMNS} FROM children c \
+             LEFT JOIN classes k ON k.school_id = c.school_id AND k.id = c.class_id \
+             WHERE c.id = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(child_from_row).transpose()
     }
 
     async fn child_where(&self, condition: &str, value: &str) -> Result<Option<Child>, StoreError> {
@@ -242,7 +257,8 @@ pub(super) async fn load_child(
 /// The ente's columns, as [`settings_from_row`] reads them.
 const ENTE_COLUMNS: &str = "e.name, e.timezone, e.cutoff, e.phone_window_opens, \
      e.meal_price_cents AS ente_meal_price_cents, e.currency, e.helpdesk_phone, e.late_requests, \
-     e.low_balance_meals, e.pagopa_creditor, e.pagopa_aux_digit, e.pagopa_segregation";
+     e.low_balance_meals, e.pagopa_creditor, e.pagopa_aux_digit, e.pagopa_segregation, \
+     e.cancel_code_min_digits";
 
 pub(super) async fn load_settings(conn: &mut AnyConnection) -> Result<EnteSettings, StoreError> {
     let row = sqlx::query(&format!("SELECT {ENTE_COLUMNS} FROM ente e WHERE e.id = 1"))
@@ -286,6 +302,8 @@ fn settings_from_row(row: &AnyRow) -> Result<EnteSettings, StoreError> {
         },
         low_balance_meals: u32::try_from(row.try_get::<i64, _>("low_balance_meals")?).unwrap_or(0),
         pagopa,
+        cancel_code_min_digits: u8::try_from(row.try_get::<i64, _>("cancel_code_min_digits")?)
+            .map_err(|_| StoreError::Corrupt("bad minimum length of cancel codes".into()))?,
     })
 }
 

@@ -8,7 +8,8 @@ use sqlx::{AnyConnection, Row};
 
 use super::rows::date_text;
 use super::{Store, StoreError};
-use crate::bookings::{CancelCode, LateRequestPolicy, UserCode};
+use crate::bookings::codes::{CodeHash, CodeKey};
+use crate::bookings::{LateRequestPolicy, UserCode};
 use crate::import::{ImportData, Problem, code_problems};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -20,6 +21,9 @@ pub struct ImportSummary {
     pub children_created: usize,
     pub children_updated: usize,
     pub news: usize,
+    /// Cancel codes shorter than the ente's minimum (each one a warning
+    /// of [`ImportData::warnings`]).
+    pub short_cancel_codes: usize,
 }
 
 impl Store {
@@ -29,13 +33,19 @@ impl Store {
         &self,
         data: &ImportData,
     ) -> Result<Result<ImportSummary, Vec<Problem>>, StoreError> {
+        // Before the transaction: adopting the key may write (on SQLite the
+        // write connection is the one the transaction would hold).
+        let key = self.code_key().await?.clone();
         let mut tx = self.write.begin().await?;
-        let problems = conflicts_with_stored(&mut tx, data).await?;
+        let problems = conflicts_with_stored(&mut tx, data, &key).await?;
         if !problems.is_empty() {
             tx.rollback().await?;
             return Ok(Err(problems));
         }
-        let mut summary = ImportSummary::default();
+        let mut summary = ImportSummary {
+            short_cancel_codes: data.warnings.len(),
+            ..ImportSummary::default()
+        };
         write_ente(&mut tx, data).await?;
         for school in &data.schools {
             sqlx::query(
@@ -100,7 +110,7 @@ impl Store {
             .await?;
             summary.adults += 1;
         }
-        release_moving_cancel_codes(&mut tx, data).await?;
+        release_moving_cancel_codes(&mut tx, data, &key).await?;
         for child in &data.children {
             let existing = sqlx::query("SELECT id FROM children WHERE user_code = $1")
                 .bind(child.user_code.as_str())
@@ -114,9 +124,11 @@ impl Store {
             }
             let id: i64 = sqlx::query(
                 "INSERT INTO children (user_code, cancel_code, first_name, last_name, \
-                 fiscal_code, school_id, class_id, parent_id, diet, meal_price_cents) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 fiscal_code, school_id, class_id, parent_id, diet, meal_price_cents, \
+                 cancel_code_digits) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                  ON CONFLICT (user_code) DO UPDATE SET cancel_code = excluded.cancel_code, \
+                 cancel_code_digits = excluded.cancel_code_digits, \
                  first_name = excluded.first_name, last_name = excluded.last_name, \
                  fiscal_code = excluded.fiscal_code, school_id = excluded.school_id, \
                  class_id = excluded.class_id, parent_id = excluded.parent_id, \
@@ -124,7 +136,7 @@ impl Store {
                  RETURNING id",
             )
             .bind(child.user_code.as_str())
-            .bind(child.cancel_code.as_str())
+            .bind(key.hash(&child.cancel_code).as_str())
             .bind(&child.first_name)
             .bind(&child.last_name)
             .bind(child.fiscal_code.as_str())
@@ -133,6 +145,7 @@ impl Store {
             .bind(parent)
             .bind(child.diet.as_str())
             .bind(child.meal_price.map(|c| c.0))
+            .bind(i64::try_from(child.cancel_code.as_str().len()).unwrap_or(0))
             .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
@@ -152,6 +165,13 @@ impl Store {
                 .await?;
             }
         }
+        // A code that changed takes its bindings to caller numbers with it
+        // (store::codes): the new code was used by nobody yet.
+        sqlx::query(
+            "DELETE FROM code_bindings WHERE code_hash NOT IN (SELECT cancel_code FROM children)",
+        )
+        .execute(&mut *tx)
+        .await?;
         for news in &data.news {
             sqlx::query(
                 "INSERT INTO news (date, title, body) VALUES ($1, $2, $3) \
@@ -176,6 +196,7 @@ impl Store {
 async fn release_moving_cancel_codes(
     conn: &mut AnyConnection,
     data: &ImportData,
+    key: &CodeKey,
 ) -> Result<(), StoreError> {
     for child in &data.children {
         sqlx::query(
@@ -183,7 +204,7 @@ async fn release_moving_cancel_codes(
              WHERE user_code = $1 AND cancel_code <> $2",
         )
         .bind(child.user_code.as_str())
-        .bind(child.cancel_code.as_str())
+        .bind(key.hash(&child.cancel_code).as_str())
         .execute(&mut *conn)
         .await?;
     }
@@ -204,8 +225,8 @@ async fn write_ente(conn: &mut AnyConnection, data: &ImportData) -> Result<(), S
     sqlx::query(
         "INSERT INTO ente (id, name, timezone, cutoff, phone_window_opens, meal_price_cents, \
          currency, helpdesk_phone, late_requests, low_balance_meals, pagopa_creditor, \
-         pagopa_aux_digit, pagopa_segregation) \
-         VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         pagopa_aux_digit, pagopa_segregation, cancel_code_min_digits) \
+         VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, \
          cutoff = excluded.cutoff, phone_window_opens = excluded.phone_window_opens, \
          meal_price_cents = excluded.meal_price_cents, currency = excluded.currency, \
@@ -213,7 +234,8 @@ async fn write_ente(conn: &mut AnyConnection, data: &ImportData) -> Result<(), S
          low_balance_meals = excluded.low_balance_meals, \
          pagopa_creditor = excluded.pagopa_creditor, \
          pagopa_aux_digit = excluded.pagopa_aux_digit, \
-         pagopa_segregation = excluded.pagopa_segregation",
+         pagopa_segregation = excluded.pagopa_segregation, \
+         cancel_code_min_digits = excluded.cancel_code_min_digits",
     )
     .bind(&e.name)
     .bind(e.timezone.name())
@@ -230,6 +252,7 @@ async fn write_ente(conn: &mut AnyConnection, data: &ImportData) -> Result<(), S
     .bind(e.pagopa.as_ref().map(|p| p.creditor_fiscal_code.clone()))
     .bind(e.pagopa.as_ref().map(|p| i64::from(p.aux_digit)))
     .bind(e.pagopa.as_ref().map(|p| p.segregation_code.clone()))
+    .bind(i64::from(e.cancel_code_min_digits))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -240,11 +263,13 @@ async fn write_ente(conn: &mut AnyConnection, data: &ImportData) -> Result<(), S
 async fn conflicts_with_stored(
     conn: &mut AnyConnection,
     data: &ImportData,
+    key: &CodeKey,
 ) -> Result<Vec<Problem>, StoreError> {
     let in_file: std::collections::HashSet<&str> =
         data.children.iter().map(|c| c.user_code.as_str()).collect();
     // Stored children first, so a clash is reported at the file's place.
-    let mut all: Vec<(String, UserCode, CancelCode)> = Vec::new();
+    // The stored codes are keyed hashes: the file's are hashed to compare.
+    let mut all: Vec<(String, UserCode, CodeHash)> = Vec::new();
     for row in sqlx::query("SELECT user_code, cancel_code FROM children")
         .fetch_all(&mut *conn)
         .await?
@@ -254,20 +279,23 @@ async fn conflicts_with_stored(
             continue;
         }
         let cancel: String = row.try_get("cancel_code")?;
-        let (Ok(user), Ok(cancel)) = (UserCode::parse(&user), CancelCode::parse(&cancel)) else {
+        let (Ok(user), Some(cancel)) = (UserCode::parse(&user), CodeHash::from_stored(&cancel))
+        else {
             return Err(StoreError::Corrupt(format!(
                 "bad stored codes of child {user}"
             )));
         };
         all.push((format!("stored child {user}"), user, cancel));
     }
-    all.extend(
-        data.children
-            .iter()
-            .map(|c| (c.place.clone(), c.user_code.clone(), c.cancel_code.clone())),
-    );
+    all.extend(data.children.iter().map(|c| {
+        (
+            c.place.clone(),
+            c.user_code.clone(),
+            key.hash(&c.cancel_code),
+        )
+    }));
     // Problems between stored children only are not this file's.
-    Ok(code_problems(&all)
+    Ok(code_problems(&all, |user| key.hash_digits(user.as_str()))
         .into_iter()
         .filter(|p| !(p.place.starts_with("stored child") && p.message.contains("stored child")))
         .collect())

@@ -19,6 +19,7 @@ mod cache;
 mod changes;
 mod children;
 mod closing;
+mod codes;
 mod import;
 mod ledger;
 mod logins;
@@ -38,11 +39,16 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::bookings::ClockKind;
+use crate::bookings::codes::CodeKey;
 
 pub use cache::TTL as CACHE_TTL;
 pub use changes::{Applied, Operation};
 pub use children::{CalendarDay, Child, ChildId};
 pub use closing::{ClosingClocks, ClosingOutcome};
+pub use codes::{
+    Admission, BINDING_TTL_MS, BINDINGS_PER_CODE, Counted, GuardRefusal, ReissueError,
+    ReissueWhich, Reissued,
+};
 pub use import::ImportSummary;
 pub use logins::{
     AttemptKey, DeviceReservation, LockPolicy, LoginSuccess, MAX_DEVICES_PER_ADULT, Reservation,
@@ -81,6 +87,13 @@ pub enum StoreError {
     /// The group-commit writer has stopped (the runtime is shutting down).
     #[error("the store's writer has stopped")]
     WriterGone,
+    /// The cancel codes were hashed with another key than the store's
+    /// (`store::codes`): no code would be found.
+    #[error(
+        "the cancel codes of this database were hashed with another code key: give the key it \
+         was set up with (--code-key-file or MENSA_CODE_KEY_FILE, docs/deployment.md)"
+    )]
+    CodeKeyMismatch,
 }
 
 /// Which database is behind the pool.
@@ -107,6 +120,8 @@ pub struct Store {
     writer: Option<writer::Writer>,
     /// The clock the process runs under, recorded with each closing.
     clock: ClockKind,
+    /// The key cancel codes are hashed with (`store::codes`).
+    codes: Arc<codes::KeyState>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -114,7 +129,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 impl Store {
     /// Opens (and on SQLite creates) the database at `url` and brings its
-    /// schema up to date.
+    /// schema up to date. Cancel codes are hashed with the public demo key
+    /// until [`Store::with_code_key`] gives the real one: the CLI always
+    /// does, the tests need not (`store::codes`).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -162,6 +179,7 @@ impl Store {
                     backend,
                     cache: Arc::default(),
                     clock: ClockKind::Real,
+                    codes: codes::KeyState::new(CodeKey::demo()),
                 }
             }
             Backend::Postgres => {
@@ -179,6 +197,7 @@ impl Store {
                     cache: Arc::default(),
                     writer: None,
                     clock: ClockKind::Real,
+                    codes: codes::KeyState::new(CodeKey::demo()),
                 }
             }
         };

@@ -11,6 +11,7 @@ mod demo;
 #[path = "../uac/mod.rs"]
 mod uac;
 
+mod codes;
 mod dates;
 mod login;
 mod rtp;

@@ -42,6 +42,11 @@ static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh PostgreSQL database on the test server.
 pub async fn postgres() -> Store {
+    Store::open(&postgres_url().await).await.unwrap()
+}
+
+/// The URL of a fresh PostgreSQL database on the test server.
+pub async fn postgres_url() -> String {
     use sqlx::Connection;
     let admin = postgres_admin_url();
     let name = format!(
@@ -59,7 +64,7 @@ pub async fn postgres() -> Store {
         .await
         .unwrap();
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
-    Store::open(&format!("{base}/{name}")).await.unwrap()
+    format!("{base}/{name}")
 }
 
 /// Imports the reference example into `store`.

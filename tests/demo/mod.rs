@@ -53,11 +53,15 @@ pub fn serve_demo_with(db: &Path, now: &str, rtp_ports: &str, extra: &[&str]) ->
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut before = Vec::new();
     let serving = lines
         .by_ref()
         .map(|l| l.unwrap())
-        .find(|l| l.contains("mensa serving"))
-        .expect("serve reports serving");
+        .find(|l| {
+            before.push(l.clone());
+            l.contains("mensa serving")
+        })
+        .unwrap_or_else(|| panic!("serve did not report serving:\n{}", before.join("\n")));
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     let field = |name: &str| -> SocketAddr {
