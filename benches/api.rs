@@ -363,7 +363,11 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
         let store = Store::open(&url).await.unwrap();
-        store.import(&data()).await.unwrap().unwrap();
+        store
+            .import(&data(), chrono::Utc::now())
+            .await
+            .unwrap()
+            .unwrap();
         let settings = store.settings().await.unwrap();
         let now = settings
             .instant(NaiveDateTime::parse_from_str("2026-12-07 19:00", "%Y-%m-%d %H:%M").unwrap());

@@ -147,7 +147,11 @@ fn data(children: usize) -> ImportData {
 async fn bench_closing(name: &str, store: Store, children: usize) {
     let data = data(children);
     let began = Instant::now();
-    store.import(&data).await.unwrap().unwrap();
+    store
+        .import(&data, chrono::Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
     let import = began.elapsed();
     // 10 % absent and 2 % plain meals on Wednesday 2 December.
     let day = d("2026-12-02");

@@ -677,12 +677,25 @@ fn redact_url(url: &str) -> String {
 async fn import_file(out: &mut String, store: &Store, file: &PathBuf) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    import_text(out, store, &text, &file.display().to_string()).await
+    import_text(
+        out,
+        store,
+        &text,
+        &file.display().to_string(),
+        SystemClock.now(),
+    )
+    .await
 }
 
-async fn import_text(out: &mut String, store: &Store, text: &str, name: &str) -> Result<ExitCode> {
+async fn import_text(
+    out: &mut String,
+    store: &Store,
+    text: &str,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<ExitCode> {
     let problems = match crate::import::parse(text) {
-        Ok(data) => match store.import(&data).await? {
+        Ok(data) => match store.import(&data, now).await? {
             Ok(summary) => {
                 for warning in &data.warnings {
                     eprintln!("{name}: warning: {warning}");
@@ -1152,7 +1165,7 @@ async fn serve(
     let demo_text = demo.then(|| demo_data(demo_today));
     if let Some(text) = &demo_text {
         let mut report = String::new();
-        let imported = import_text(&mut report, &store, text, "demo data").await?;
+        let imported = import_text(&mut report, &store, text, "demo data", clock.now()).await?;
         print!("{report}");
         if imported != ExitCode::SUCCESS {
             bail!("the built-in demo data did not import");

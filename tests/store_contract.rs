@@ -78,6 +78,7 @@ contract!(
     a_guarded_line_takes_bound_codes_only,
     counts_are_swept_and_bindings_bounded,
     reissue_gives_short_codes_new_ones_once,
+    registered_numbers_are_bound_from_the_import,
 );
 
 #[path = "store_contract/codes.rs"]
@@ -85,8 +86,8 @@ mod codes;
 use codes::{
     a_code_equal_to_a_stored_user_code_is_refused, a_guarded_line_takes_bound_codes_only,
     codes_are_stored_as_keyed_hashes_under_one_key, concurrent_guesses_cannot_all_pass_the_check,
-    counts_are_swept_and_bindings_bounded, reissue_gives_short_codes_new_ones_once,
-    the_counts_follow_the_rules_of_guessing,
+    counts_are_swept_and_bindings_bounded, registered_numbers_are_bound_from_the_import,
+    reissue_gives_short_codes_new_ones_once, the_counts_follow_the_rules_of_guessing,
 };
 
 async fn child(store: &Store, code: &str) -> Child {
@@ -114,7 +115,11 @@ async fn reimport_updates_and_never_duplicates(store: Store) {
     import_example(&store).await;
     let changed = common::EXAMPLE.replace("first_name = \"Luca\"", "first_name = \"Lucas\"");
     let data = mensa::import::parse(&changed).unwrap();
-    let summary = store.import(&data).await.unwrap().unwrap();
+    let summary = store
+        .import(&data, at("2026-11-26 10:00"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((summary.children_created, summary.children_updated), (0, 2));
     let luca = child(&store, "100234").await;
     assert_eq!(luca.first_name, "Lucas");
@@ -161,7 +166,11 @@ class = "1A"
 parent = "RSSMRA80A01C034P"
 "#;
     let data = mensa::import::parse(&text).unwrap();
-    let problems = store.import(&data).await.unwrap().unwrap_err();
+    let problems = store
+        .import(&data, at("2026-11-26 10:00"))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].message.contains("duplicate cancel code"),

@@ -510,10 +510,12 @@ impl Store {
         let targets = reissue_targets(&mut tx, which).await?;
         let mut taken: HashSet<CodeHash> = HashSet::new();
         let mut issued = Vec::new();
+        let mut rebound = Vec::new();
         for (id, user_code, first_name, last_name, old_digits) in targets {
             let code = free_code(&mut tx, &key, rng, digits, &taken).await?;
             let hash = key.hash(&code);
             taken.insert(hash.clone());
+            rebound.push((id, hash.clone()));
             sqlx::query(
                 "UPDATE children SET cancel_code = $1, cancel_code_digits = $2 WHERE id = $3",
             )
@@ -550,13 +552,19 @@ impl Store {
             tx.rollback().await.map_err(StoreError::from)?;
             return Ok(issued);
         }
-        // The old codes' bindings go with them.
+        // The old codes' bindings go with them; the family's registered
+        // numbers are bound to the new ones.
         sqlx::query(
             "DELETE FROM code_bindings WHERE code_hash NOT IN (SELECT cancel_code FROM children)",
         )
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
+        for (child, issued) in &rebound {
+            for phone in registered_numbers(&mut tx, *child).await? {
+                bind_registered_number(&mut tx, &key, issued, &phone, now).await?;
+            }
+        }
         if let Err(e) = letters(&issued) {
             tx.rollback().await.map_err(StoreError::from)?;
             return Err(ReissueError::Letters(e));
@@ -564,6 +572,53 @@ impl Store {
         tx.commit().await.map_err(StoreError::from)?;
         Ok(issued)
     }
+}
+
+/// Binds `code` to a number the office registered for the child's family
+/// (`adults.phone`), as if the number had used it: the family's calls from
+/// it are taken on a guarded line, the first included (the number and the
+/// code came together from the office: no guess). Import and reissue call
+/// it; an empty or anonymous number binds nothing.
+pub(super) async fn bind_registered_number(
+    conn: &mut AnyConnection,
+    key: &CodeKey,
+    code: &CodeHash,
+    phone: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let caller = Caller::from_number(phone);
+    if caller == Caller::Anonymous {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO code_bindings (caller, code_hash, used_ms) VALUES ($1, $2, $3) \
+         ON CONFLICT (caller, code_hash) DO UPDATE SET used_ms = excluded.used_ms",
+    )
+    .bind(key.caller_tag(&caller))
+    .bind(code.as_str())
+    .bind(millis(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The numbers registered for a child's parent and delegates.
+async fn registered_numbers(
+    conn: &mut AnyConnection,
+    child: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT a.phone FROM adults a JOIN children c ON c.parent_id = a.id \
+         WHERE c.id = $1 AND a.phone IS NOT NULL \
+         UNION SELECT a.phone FROM adults a JOIN child_delegates d ON d.adult_id = a.id \
+         WHERE d.child_id = $1 AND a.phone IS NOT NULL",
+    )
+    .bind(child)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String, _>("phone")?))
+        .collect()
 }
 
 /// One count of the caller's back-off; false when it refused.

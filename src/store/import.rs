@@ -3,13 +3,17 @@
 //! never duplicates. Closures entered by operators survive a re-import;
 //! the file's own closures replace the previous file's.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
+use super::codes::bind_registered_number;
 use super::rows::date_text;
 use super::{Store, StoreError};
 use crate::bookings::codes::{CodeHash, CodeKey};
-use crate::bookings::{LateRequestPolicy, UserCode};
+use crate::bookings::{LateRequestPolicy, PhoneNumber, UserCode};
 use crate::import::{ImportData, Problem, code_problems};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -32,6 +36,7 @@ impl Store {
     pub async fn import(
         &self,
         data: &ImportData,
+        now: DateTime<Utc>,
     ) -> Result<Result<ImportSummary, Vec<Problem>>, StoreError> {
         // Before the transaction: adopting the key may write (on SQLite the
         // write connection is the one the transaction would hold).
@@ -172,6 +177,7 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
+        bind_registered_numbers(&mut tx, data, &key, now).await?;
         for news in &data.news {
             sqlx::query(
                 "INSERT INTO news (date, title, body) VALUES ($1, $2, $3) \
@@ -188,6 +194,34 @@ impl Store {
         self.settings_changed();
         Ok(Ok(summary))
     }
+}
+
+/// The phone numbers the file gives a child's parent and delegates are
+/// bound to the child's code as if they had used it (store::codes): a
+/// family calling from the number the office registered is taken even on
+/// a guarded line, its first call included. It is no guess: the number
+/// and the code came together from the office. Refreshed by each import;
+/// a number the file no longer gives is forgotten once unused for the
+/// bindings' time to live.
+async fn bind_registered_numbers(
+    conn: &mut AnyConnection,
+    data: &ImportData,
+    key: &CodeKey,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let phones: HashMap<&str, &PhoneNumber> = data
+        .adults
+        .iter()
+        .filter_map(|a| Some((a.fiscal_code.as_str(), a.phone.as_ref()?)))
+        .collect();
+    for child in &data.children {
+        let code = key.hash(&child.cancel_code);
+        let adults = std::iter::once(&child.parent).chain(&child.delegates);
+        for phone in adults.filter_map(|a| phones.get(a.as_str())) {
+            bind_registered_number(conn, key, &code, phone.expose(), now).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Children of the file whose cancel code changes give theirs up first, so

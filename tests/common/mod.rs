@@ -74,5 +74,9 @@ pub async fn import_example(store: &Store) {
 
 pub async fn import_text(store: &Store, text: &str) {
     let data = mensa::import::parse(text).unwrap();
-    store.import(&data).await.unwrap().unwrap();
+    store
+        .import(&data, at("2026-11-26 10:00"))
+        .await
+        .unwrap()
+        .unwrap();
 }

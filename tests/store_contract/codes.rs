@@ -121,7 +121,11 @@ pub async fn codes_are_stored_as_keyed_hashes_under_one_key(store: Store) {
         "currency = \"EUR\"\ncancel_code_min_digits = 8",
     );
     let data = mensa::import::parse(&eight).unwrap();
-    let summary = store.import(&data).await.unwrap().unwrap();
+    let summary = store
+        .import(&data, at("2026-11-26 10:00"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(summary.short_cancel_codes, 2);
     assert_eq!(store.settings().await.unwrap().cancel_code_min_digits, 8);
 }
@@ -150,7 +154,11 @@ parent = "RSSMRA80A01C034P"
     };
     // Its cancel code is Luca's user code (stored in clear).
     let data = mensa::import::parse(&with_child("200001", "100234")).unwrap();
-    let problems = store.import(&data).await.unwrap().unwrap_err();
+    let problems = store
+        .import(&data, at("2026-11-26 10:00"))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(
         problems
             .iter()
@@ -159,7 +167,11 @@ parent = "RSSMRA80A01C034P"
     );
     // Its user code is Luca's cancel code (stored as a keyed hash).
     let data = mensa::import::parse(&with_child("58213", "99001")).unwrap();
-    let problems = store.import(&data).await.unwrap().unwrap_err();
+    let problems = store
+        .import(&data, at("2026-11-26 10:00"))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(
         problems
             .iter()
@@ -168,7 +180,13 @@ parent = "RSSMRA80A01C034P"
         "{problems:?}"
     );
     let data = mensa::import::parse(&with_child("200001", "99001")).unwrap();
-    assert!(store.import(&data).await.unwrap().is_ok());
+    assert!(
+        store
+            .import(&data, at("2026-11-26 10:00"))
+            .await
+            .unwrap()
+            .is_ok()
+    );
 }
 
 /// The counts as `bookings::guessing` says, for a scripted run of a few
@@ -323,7 +341,8 @@ pub async fn a_guarded_line_takes_bound_codes_only(store: Store) {
     import_example(&store).await;
     let rules = rules(1, 2, 100, 3);
     let now = at("2026-12-07 19:00");
-    let parent = "+393331234567";
+    // A parent calling from a phone the office does not know.
+    let parent = "+393339990001";
     right(&store, parent, "58213", now, &rules).await;
     // Two wrong codes spend the line.
     for caller in ["+393330000001", "+393330000002"] {
@@ -383,8 +402,9 @@ pub async fn counts_are_swept_and_bindings_bounded(store: Store) {
     for i in 0..10 {
         right(&store, &format!("+39333200{i:04}"), "58213", now, &rules).await;
     }
+    // 58213 keeps its most recent eight; 77120 its registered number.
     let (_, bindings) = store.code_guard_rows().await.unwrap();
-    assert_eq!(i64::try_from(bindings).unwrap(), BINDINGS_PER_CODE);
+    assert_eq!(i64::try_from(bindings).unwrap(), BINDINGS_PER_CODE + 1);
     for i in 0..5 {
         admit(&store, &format!("+39333300{i:04}"), "10001", now, &rules).await;
     }
@@ -392,21 +412,33 @@ pub async fn counts_are_swept_and_bindings_bounded(store: Store) {
     assert_eq!(store.code_guard_rows().await.unwrap().0, 17);
     // Given back is nothing: swept at once.
     store.sweep_code_guards(now).await.unwrap();
-    assert_eq!(store.code_guard_rows().await.unwrap(), (7, 8));
+    assert_eq!(store.code_guard_rows().await.unwrap(), (7, 9));
     store
         .sweep_code_guards(now + Duration::days(401))
         .await
         .unwrap();
     assert_eq!(store.code_guard_rows().await.unwrap(), (0, 0));
-    // A code that changes takes its bindings with it.
-    right(&store, "+393331234567", "58213", now, &rules).await;
+    // A code that changes takes its bindings with it; the family's
+    // registered number is bound to the new one (and to 77120 again).
+    right(&store, "+393339990001", "58213", now, &rules).await;
     assert_eq!(store.code_guard_rows().await.unwrap().1, 1);
     import_text(
         &store,
         &common::EXAMPLE.replace("cancel_code = \"58213\"", "cancel_code = \"58299\""),
     )
     .await;
-    assert_eq!(store.code_guard_rows().await.unwrap().1, 0);
+    assert_eq!(store.code_guard_rows().await.unwrap().1, 2);
+    assert!(
+        matches!(
+            admit(&store, "+393339990001", "58299", now, &rules).await,
+            Admission::Counted(_)
+        ),
+        "the old code's binding is gone"
+    );
+    assert_eq!(
+        admit(&store, "+39 333 1234567", "58299", now, &rules).await,
+        Admission::Bound
+    );
 }
 
 pub async fn reissue_gives_short_codes_new_ones_once(store: Store) {
@@ -444,7 +476,7 @@ pub async fn reissue_gives_short_codes_new_ones_once(store: Store) {
     );
     // A binding of the old code goes with it.
     let rules = rules(1_000, 10, 100, 5);
-    right(&store, "+393331234567", "7712", now, &rules).await;
+    right(&store, "+393339990002", "7712", now, &rules).await;
     let mut letters = Vec::new();
     let mut keep = |issued: &[mensa::store::Reissued]| {
         letters.extend(issued.iter().cloned());
@@ -473,7 +505,13 @@ pub async fn reissue_gives_short_codes_new_ones_once(store: Store) {
         .unwrap();
     assert_eq!(found.user_code.as_str(), "100235");
     assert_eq!(giulia(store.clone(), "7712").await, None);
-    assert_eq!(store.code_guard_rows().await.unwrap().1, 0);
+    // The old code's bindings are gone; the family's registered number
+    // (Mario's, also bound to Luca's 58213) is bound to the new code.
+    assert_eq!(store.code_guard_rows().await.unwrap().1, 2);
+    assert_eq!(
+        admit(&store, "+393331234567", new.code.as_str(), now, &rules).await,
+        Admission::Bound
+    );
     assert_eq!(
         store.code_space().await.unwrap(),
         CodeSpace::new([(5, 1), (8, 1)])
@@ -548,4 +586,33 @@ async fn sqlite_clear_codes_are_hashed_when_the_key_is_first_given() {
 #[ignore = "needs PostgreSQL: set MENSA_TEST_POSTGRES_URL (.ci/run does)"]
 async fn postgres_clear_codes_are_hashed_when_the_key_is_first_given() {
     clear_codes_are_hashed_when_the_key_is_first_given(&common::postgres_url().await).await;
+}
+
+/// The numbers the import file gives a child's parent and delegates are
+/// bound to its code from the start: the family's first call from the
+/// registered phone is taken even on a guarded line, written any way the
+/// trunk writes it; a number the office does not know is not.
+pub async fn registered_numbers_are_bound_from_the_import(store: Store) {
+    import_example(&store).await;
+    let rules = rules(1, 2, 100, 3);
+    let now = at("2026-12-07 19:00");
+    for caller in ["+393330000001", "+393330000002"] {
+        admit(&store, caller, "10001", now, &rules).await;
+    }
+    assert!(store.line_guarded(now, rules.line).await.unwrap());
+    for (caller, typed) in [
+        ("+393331234567", "58213"),
+        ("0039 333 123 4567", "77120"),
+        ("3331234567", "58213"),
+    ] {
+        assert_eq!(
+            admit(&store, caller, typed, now, &rules).await,
+            Admission::Bound,
+            "{caller} {typed}"
+        );
+    }
+    assert_eq!(
+        admit(&store, "+393339990003", "58213", now, &rules).await,
+        Admission::Refused(GuardRefusal::Guarded)
+    );
 }
